@@ -1,0 +1,361 @@
+"""The typed TaurusDB (GaussDB for MySQL) API v3 client: the only code that talks to the API.
+
+One ``httpx.Client`` per ``TaurusDBClient``; the process keeps one instance and reuses it
+across events, so connections and the IAM token survive between invocations. Every method
+is one HTTP request and either returns a parsed model or raises one of:
+
+``ApiError``                  the API answered with an error (or with a body we cannot read)
+``UpstreamUnavailableError``  the API could not be reached or did not answer in time
+``AuthenticationError``       IAM refused the credentials (raised by ``TokenAuth``)
+
+There are no retries here: each method is a single attempt, so a retry policy can wrap it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from clients.auth import AkSkAuth, TokenAuth
+from config import Settings
+from errors import ApiError, ConfigurationError, UpstreamUnavailableError
+from models import (
+    BackupListItem,
+    BackupPage,
+    CreateBackupRequest,
+    CreateBackupResult,
+    DeletedBackup,
+    Instance,
+    Job,
+)
+
+__all__ = ["BAD_RESPONSE", "USER_AGENT", "TaurusDBClient", "api_error"]
+
+USER_AGENT = "predeploy-backup/0.1"
+BAD_RESPONSE = "PREDEPLOY.BAD_RESPONSE"
+_MESSAGE_MAX = 200
+_CONNECT_TIMEOUT_MAX = 3.0
+
+BackupType = Literal["auto", "manual"]
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _cap(text: str, limit: int = _MESSAGE_MAX) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _segment(value: str, what: str) -> str:
+    """One path segment from input, percent-encoded so it cannot change the path."""
+    if value in ("", ".", ".."):
+        raise ValueError(f"{what} must not be empty or a dot segment (got {value!r})")
+    return quote(value, safe="")
+
+
+def _error_fields(data: Any) -> tuple[str | None, str | None]:
+    """``error_code``/``error_msg``, else ``code``/``message``, else ``{"error": {…}}``."""
+    if not isinstance(data, dict):
+        return None, None
+    for code_key, msg_key in (("error_code", "error_msg"), ("code", "message")):
+        code, msg = data.get(code_key), data.get(msg_key)
+        if code is not None or msg is not None:
+            return (
+                str(code) if code is not None else None,
+                str(msg) if msg is not None else None,
+            )
+    nested = data.get("error")
+    if isinstance(nested, dict):
+        return _error_fields(nested)
+    return None, None
+
+
+def api_error(response: httpx.Response) -> ApiError:
+    """An ``ApiError`` for a non-2xx answer, with as much of the API's reason as it gave."""
+    status = response.status_code
+    request_id = response.headers.get("X-Request-Id") or None
+    try:
+        data: Any = response.json()
+    except ValueError:
+        data = None
+    code, msg = _error_fields(data)
+    if request_id is None and isinstance(data, dict) and isinstance(data.get("request_id"), str):
+        request_id = data["request_id"]
+    reason = response.reason_phrase or f"HTTP {status}"
+    return ApiError(
+        status_code=status,
+        error_code=code or f"HTTP.{status}",
+        error_msg=_cap(msg or reason),
+        request_id=request_id,
+    )
+
+
+def _bad_response(operation: str, detail: str) -> ApiError:
+    return ApiError(502, BAD_RESPONSE, _cap(f"unexpected answer to {operation}: {detail}"))
+
+
+class TaurusDBClient:
+    """Typed calls to ``{endpoint}/v3/{project_id}/…``; thread-safe, one connection pool."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        auth: httpx.Auth,
+        project_id: str | Callable[[], str],
+        timeout: float,
+        transport: httpx.BaseTransport | None = None,
+        language: str = "en-us",
+    ) -> None:
+        self._project_id = project_id
+        self._timeout = timeout
+        self._owned: list[TokenAuth] = []
+        self._http = httpx.Client(
+            base_url=endpoint.rstrip("/"),
+            auth=auth,
+            # httpx has no overall deadline: each phase (connect, each read/write, pool wait)
+            # gets its own limit; connecting should be quick, so it gets less.
+            timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
+            transport=transport,
+            follow_redirects=False,
+            headers={
+                "X-Language": language,
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, transport: httpx.BaseTransport | None = None
+    ) -> TaurusDBClient:
+        """AK/SK signing when ``OS_ACCESS_KEY`` and ``OS_SECRET_KEY`` are set, else IAM password.
+
+        Raises ``ConfigurationError`` naming every variable the chosen method still lacks.
+        """
+        timeout = settings.api_timeout_seconds
+        secret_key = _secret(settings.os_secret_key)
+        if settings.os_access_key or secret_key:
+            missing = []
+            if not settings.os_access_key:
+                missing.append("OS_ACCESS_KEY")
+            if not secret_key:
+                missing.append("OS_SECRET_KEY")
+            if not settings.os_project_id:
+                missing.append("OS_PROJECT_ID")
+            if missing:
+                raise ConfigurationError(
+                    "; ".join(
+                        f"{name} is not set (needed for AK/SK request signing)" for name in missing
+                    )
+                )
+            assert settings.os_access_key and secret_key and settings.os_project_id
+            aksk = AkSkAuth(
+                access_key=settings.os_access_key,
+                secret_key=secret_key,
+                project_id=settings.os_project_id,
+                security_token=_secret(settings.os_security_token),
+            )
+            return cls(
+                endpoint=settings.api_endpoint,
+                auth=aksk,
+                project_id=settings.os_project_id,
+                timeout=timeout,
+                transport=transport,
+            )
+
+        password = _secret(settings.os_password)
+        needed = {
+            "OS_USERNAME": settings.os_username,
+            "OS_PASSWORD": password,
+            "OS_USER_DOMAIN_NAME": settings.os_user_domain_name,
+            "OS_PROJECT_ID or OS_PROJECT_NAME": settings.os_project_id or settings.os_project_name,
+        }
+        missing = [name for name, value in needed.items() if not value]
+        if missing:
+            raise ConfigurationError(
+                "; ".join(
+                    f"{name} is not set (needed for IAM password authentication)"
+                    for name in missing
+                )
+            )
+        assert settings.os_username and password and settings.os_user_domain_name
+        token_auth = TokenAuth(
+            auth_url=settings.auth_url,
+            username=settings.os_username,
+            password=password,
+            domain_name=settings.os_user_domain_name,
+            project_id=settings.os_project_id,
+            project_name=settings.os_project_name,
+            timeout=timeout,
+            transport=transport,
+        )
+        client = cls(
+            endpoint=settings.api_endpoint,
+            auth=token_auth,
+            project_id=settings.os_project_id or token_auth.project_id,
+            timeout=timeout,
+            transport=transport,
+        )
+        client._owned.append(token_auth)
+        return client
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+        for auth in self._owned:
+            auth.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- API ----------------------------------------------------------------------------
+
+    def create_backup(self, request: CreateBackupRequest) -> CreateBackupResult:
+        """``POST /v3/{project_id}/backups/create`` (201); the backup is BUILDING afterwards."""
+        body = request.model_dump(mode="json", exclude_none=True)
+        data = self._call("POST", "create_backup", ("backups", "create"), json=body, expected=201)
+        return self._parse(CreateBackupResult, data, "create_backup")
+
+    def list_backups(
+        self,
+        *,
+        instance_id: str | None = None,
+        backup_id: str | None = None,
+        backup_type: BackupType | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> BackupPage:
+        """One page of ``GET /v3/{project_id}/backups``; ``total_count`` counts all pages."""
+        params = {
+            "instance_id": instance_id,
+            "backup_id": backup_id,
+            "backup_type": backup_type,
+            "offset": str(offset),
+            "limit": str(limit),
+        }
+        data = self._call(
+            "GET",
+            "list_backups",
+            ("backups",),
+            params={key: value for key, value in params.items() if value is not None},
+        )
+        return self._parse(BackupPage, data, "list_backups")
+
+    def iter_backups(
+        self,
+        *,
+        instance_id: str | None = None,
+        backup_id: str | None = None,
+        backup_type: BackupType | None = None,
+        page_size: int = 100,
+    ) -> Iterator[BackupListItem]:
+        """Every backup matching the filters, one page request at a time (lazily)."""
+        offset = 0
+        while True:
+            page = self.list_backups(
+                instance_id=instance_id,
+                backup_id=backup_id,
+                backup_type=backup_type,
+                offset=offset,
+                limit=page_size,
+            )
+            yield from page.backups
+            offset += len(page.backups)
+            if not page.backups or offset >= page.total_count:
+                return
+
+    def get_job(self, job_id: str) -> Job:
+        """``GET /v3/{project_id}/jobs?id=``; a fresh job may be unknown for a few seconds."""
+        data = self._call("GET", "get_job", ("jobs",), params={"id": job_id})
+        return self._parse(Job, _unwrap(data, "job", "get_job"), "get_job")
+
+    def get_instance(self, instance_id: str) -> Instance:
+        """``GET /v3/{project_id}/instances/{instance_id}``."""
+        path = ("instances", _segment(instance_id, "instance_id"))
+        data = self._call("GET", "get_instance", path)
+        return self._parse(Instance, _unwrap(data, "instance", "get_instance"), "get_instance")
+
+    def delete_backup(self, backup_id: str) -> DeletedBackup:
+        """``DELETE /v3/{project_id}/backups/{backup_id}`` (manual, completed backups only)."""
+        path = ("backups", _segment(backup_id, "backup_id"))
+        data = self._call("DELETE", "delete_backup", path)
+        return self._parse(DeletedBackup, data, "delete_backup")
+
+    # -- internals ----------------------------------------------------------------------
+
+    def project_id(self) -> str:
+        """The project in every path; resolved lazily (from the token) when not configured."""
+        value = self._project_id
+        return value if isinstance(value, str) else value()
+
+    def _call(
+        self,
+        method: str,
+        operation: str,
+        path: tuple[str, ...],
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        expected: int = 200,
+    ) -> Any:
+        """Send one request; return its JSON body, or raise the matching error."""
+        url = "/v3/" + "/".join((_segment(self.project_id(), "project_id"), *path))
+        try:
+            response = self._http.request(method, url, params=params, json=json)
+        except httpx.TimeoutException as exc:
+            raise UpstreamUnavailableError(
+                f"{operation}: the TaurusDB API did not answer within {self._timeout:g} s",
+                timed_out=True,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailableError(
+                f"{operation}: the TaurusDB API could not be reached ({type(exc).__name__})"
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise _bad_response(operation, "the body could not be decoded") from exc
+
+        if not response.is_success:
+            raise api_error(response)
+        if response.status_code != expected:
+            raise _bad_response(operation, f"HTTP {response.status_code} instead of {expected}")
+        try:
+            return response.json()
+        except ValueError:
+            raise _bad_response(operation, "the body is not JSON") from None
+
+    @staticmethod
+    def _parse(model: type[_M], data: Any, operation: str) -> _M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            where = ".".join(str(part) for part in errors[0]["loc"]) or "body"
+            raise _bad_response(
+                operation,
+                f"{len(errors)} field(s) do not match, first {where}: {errors[0]['msg']}",
+            ) from None
+
+
+def _unwrap(data: Any, key: str, operation: str) -> Any:
+    if not isinstance(data, dict) or key not in data:
+        raise _bad_response(operation, f"no {key!r} object in the body")
+    return data[key]
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    """The plain value of a ``SecretStr`` setting, with blank treated as unset."""
+    return value.get_secret_value() or None if value is not None else None

@@ -1,0 +1,53 @@
+"""Emulator settings: the fixed identity of the fake cloud, and the timings tests may tune."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_INSTANCE_ID = "07033b125fd94a8a96896f8bcfee6ddain07"
+
+
+def _default_instances() -> tuple[str, ...]:
+    # The documented example instance plus nine deterministic ids of the same shape.
+    return (DEFAULT_INSTANCE_ID, *(f"{i:032x}in07" for i in range(1, 10)))
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulator starts; immutable so reset() can always return to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    project_id: str = "619d3e78f61b4be68bc5aa0b59edcf7b"
+    project_name: str = "eu-de"
+    domain_name: str = "OTC-EU-DE-00000000001000000001"
+    username: str = "demo"
+    password: str = field(default="demo-password", repr=False)
+    instances: tuple[str, ...] = field(default_factory=_default_instances)
+    backup_seconds: float = 2.0
+    token_ttl_seconds: float = 86400.0
+    job_visible_after_seconds: float = 0.0
+
+
+@dataclass
+class Timing:
+    """The knobs that POST /_emulator/config changes at run time."""
+
+    backup_seconds: float
+    token_ttl_seconds: float
+    job_visible_after_seconds: float
+
+    @classmethod
+    def from_config(cls, config: EmulatorConfig) -> Timing:
+        return cls(
+            backup_seconds=config.backup_seconds,
+            token_ttl_seconds=config.token_ttl_seconds,
+            job_visible_after_seconds=config.job_visible_after_seconds,
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "backup_seconds": self.backup_seconds,
+            "token_ttl_seconds": self.token_ttl_seconds,
+            "job_visible_after_seconds": self.job_visible_after_seconds,
+        }

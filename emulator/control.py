@@ -1,0 +1,145 @@
+"""``Emulator``: start/stop the server in a background thread and steer it from tests."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from datetime import datetime
+from types import TracebackType
+
+from emulator import admin
+from emulator.config import EmulatorConfig, Timing
+from emulator.requestlog import RequestLog, RequestRecord
+from emulator.routes import App
+from emulator.server import EmulatorServer
+from emulator.state import COMPLETED, State
+
+
+class Emulator:
+    """IAM + TaurusDB on one port. ``Emulator(EmulatorConfig(port=0)).start()`` or ``with``."""
+
+    def __init__(self, config: EmulatorConfig | None = None, *, access_log: bool = False) -> None:
+        self.config = config or EmulatorConfig()
+        self.state = State(self.config)
+        self.log = RequestLog()
+        self.app = App(self.state, self.log)
+        self._access_log = access_log
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        if self._server is None:
+            server = EmulatorServer(
+                (self.config.host, self.config.port), self.app, access_log=self._access_log
+            )
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"emulator:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("emulator is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL: use as GAUSSDB_ENDPOINT, and with "/v3" appended as OS_AUTH_URL."""
+        return f"http://{_reachable(self.config.host)}:{self.port}"
+
+    # --- test controls --------------------------------------------------------------------
+    def requests(self) -> list[RequestRecord]:
+        return self.log.records()
+
+    def reset(self) -> None:
+        """Clear backups, jobs, tokens and the request log; re-seed instances and timings."""
+        admin.reset(self.state, self.log)
+
+    def revoke_tokens(self) -> None:
+        self.state.revoke_tokens()
+
+    def configure(
+        self,
+        *,
+        backup_seconds: float | None = None,
+        token_ttl_seconds: float | None = None,
+        job_visible_after_seconds: float | None = None,
+    ) -> Timing:
+        return self.state.configure(
+            backup_seconds=backup_seconds,
+            token_ttl_seconds=token_ttl_seconds,
+            job_visible_after_seconds=job_visible_after_seconds,
+        )
+
+    def put_instance(
+        self,
+        instance_id: str,
+        *,
+        status: str = "ACTIVE",
+        name: str | None = None,
+        fail_backups: bool = False,
+    ) -> None:
+        self.state.put_instance(instance_id, status=status, name=name, fail_backups=fail_backups)
+
+    def add_backup(
+        self,
+        instance_id: str,
+        *,
+        backup_type: str = "auto",
+        name: str | None = None,
+        status: str = COMPLETED,
+        begin_time: datetime | None = None,
+        description: str = "",
+    ) -> str:
+        """Seed a backup (default: a COMPLETED automated one); returns its id."""
+        backup = self.state.add_backup(
+            instance_id,
+            backup_type=backup_type,
+            name=name,
+            status=status,
+            begin_time=begin_time,
+            description=description,
+        )
+        return backup.id
+
+    def issue_token(self) -> str:
+        """A valid project token without an IAM round trip."""
+        return self.state.issue_token(self.config.project_id).value
+
+
+def _reachable(host: str) -> str:
+    """A wildcard bind address is not something a client can connect to; use loopback."""
+    try:
+        wildcard = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        wildcard = not host
+    return "127.0.0.1" if wildcard else host

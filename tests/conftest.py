@@ -1,0 +1,22 @@
+"""Shared fixtures: one emulator per test session, reset before every test that uses it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from emulator import Emulator, EmulatorConfig
+
+
+@pytest.fixture(scope="session")
+def _emulator_process() -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(port=0, backup_seconds=0.3)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(_emulator_process: Emulator) -> Emulator:
+    """The running emulator (real HTTP on 127.0.0.1), with a clean state and request log."""
+    _emulator_process.reset()
+    return _emulator_process

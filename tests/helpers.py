@@ -1,0 +1,66 @@
+"""Test helpers: secrets, signing the way a sender does, the function's environment."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from standardwebhooks import Webhook
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "events" / "samples"
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"inbound-test-secret-0123456789ab").decode()
+CALLBACK_SECRET = "whsec_" + base64.b64encode(b"callback-test-secret-0123456789a").decode()
+WEBHOOK_TOKEN = "bearer-test-token-6f1c2d9e8a7b"
+INSTANCE = "07033b125fd94a8a96896f8bcfee6ddain07"
+PROJECT_ID = "619d3e78f61b4be68bc5aa0b59edcf7b"
+
+
+def function_env(api_url: str) -> dict[str, str]:
+    """The settings a user of the emulator would set (README's configuration table)."""
+    return {
+        "OS_AUTH_URL": f"{api_url}/v3",
+        "GAUSSDB_ENDPOINT": api_url,
+        "OS_USERNAME": "demo",
+        "OS_PASSWORD": "demo-password",
+        "OS_USER_DOMAIN_NAME": "OTC-EU-DE-00000000001000000001",
+        "OS_PROJECT_ID": PROJECT_ID,
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CALLBACK_SECRET": CALLBACK_SECRET,
+        "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+    }
+
+
+def sign(
+    body: bytes,
+    secret: str = WEBHOOK_SECRET,
+    msg_id: str = "msg_2b1f0c",
+    timestamp: datetime | None = None,
+) -> dict[str, str]:
+    """Standard Webhooks headers for ``body``, as a signing sender makes them."""
+    when = timestamp or datetime.now(tz=UTC)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, when, body.decode()),
+    }
+
+
+def event(**fields: Any) -> bytes:
+    """A generic pre-deploy event; ``None`` values drop the field."""
+    document: dict[str, Any] = {
+        "event": "pre-deploy",
+        "id": "deploy-4711",
+        "instance_id": INSTANCE,
+    }
+    document.update(fields)
+    return json.dumps({k: v for k, v in document.items() if v is not None}).encode()
+
+
+def load_sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()

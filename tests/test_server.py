@@ -1,0 +1,94 @@
+"""The function under a real functions-framework server process, and the demo itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from emulator import Emulator
+from emulator.receiver import CallbackReceiver
+from helpers import CALLBACK_SECRET, ROOT, event, function_env, sign
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server(emu: Emulator) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target=webhook",
+            f"--source={ROOT / 'main.py'}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **function_env(emu.url)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else b""
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_real_server_creates_backup_and_calls_back(server: str, emu: Emulator) -> None:
+    with CallbackReceiver(CALLBACK_SECRET) as receiver:
+        body = event(callback_url=receiver.url + "/cb")
+        response = httpx.post(server, content=body, headers=sign(body), timeout=15)
+        assert response.status_code == 202, response.text
+        (callback,) = receiver.wait_for(1)
+    assert callback.verified
+    assert callback.payload["job_id"] == response.json()["job_id"]
+    creates = [r for r in emu.requests() if r.path.endswith("/backups/create")]
+    assert len(creates) == 1
+
+
+def test_real_server_refuses_forged_event(server: str, emu: Emulator) -> None:
+    body = event()
+    headers = {**sign(body), "webhook-signature": sign(b"{}")["webhook-signature"]}
+    response = httpx.post(server, content=body, headers=headers, timeout=15)
+    assert response.status_code == 401
+    assert emu.requests() == []
+
+
+def test_demo_prints_the_job_id_the_receiver_got() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "demo.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("job_id: ")
+    assert len(last.removeprefix("job_id: ")) == 36
+    assert "signature verified with CALLBACK_SECRET" in result.stdout
