@@ -335,14 +335,6 @@ def test_second_backup_while_building_409(emu: Emulator, api: httpx.Client) -> N
     assert create(api, instance_id=OTHER_INSTANCE).status_code == 201
 
 
-@pytest.mark.parametrize(
-    ("status", "http_status", "code"),
-    [
-        ("FROZEN", 400, "DBS.280449"),
-        ("MODIFYING", 409, "DBS.200019"),
-        ("REBOOTING", 409, "DBS.200019"),
-    ],
-)
 def test_concurrent_creates_start_one_backup(emu: Emulator) -> None:
     emu.configure(backup_seconds=30)
     headers = {"X-Auth-Token": emu.issue_token()}
@@ -358,6 +350,14 @@ def test_concurrent_creates_start_one_backup(emu: Emulator) -> None:
     assert statuses == [201] + [409] * 15
 
 
+@pytest.mark.parametrize(
+    ("status", "http_status", "code"),
+    [
+        ("FROZEN", 400, "DBS.280449"),
+        ("MODIFYING", 409, "DBS.200019"),
+        ("REBOOTING", 409, "DBS.200019"),
+    ],
+)
 def test_instance_not_active(
     client: httpx.Client, api: httpx.Client, status: str, http_status: int, code: str
 ) -> None:
