@@ -94,12 +94,14 @@ class ApiError(PredeployError):
         error_code: str,
         error_msg: str,
         request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"TaurusDB API error {status_code} {error_code}: {error_msg}")
         self.status_code = status_code
         self.error_code = error_code
         self.error_msg = error_msg
         self.request_id = request_id
+        self.retry_after = retry_after
 
 
 class UpstreamUnavailableError(PredeployError):

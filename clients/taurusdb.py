@@ -91,7 +91,19 @@ def api_error(response: httpx.Response) -> ApiError:
         error_code=code or f"HTTP.{status}",
         error_msg=_cap(msg or reason),
         request_id=request_id,
+        retry_after=_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (delta form); an HTTP date or garbage counts as absent."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 3600 else None
 
 
 def _bad_response(operation: str, detail: str) -> ApiError:
