@@ -48,11 +48,18 @@ class Settings(BaseSettings):
     gitlab_webhook_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
+    # retries, idempotency and waiting
+    deadline_seconds: float = Field(default=9.0, gt=0, le=3600)
+    wait_for_completion: bool = False
+    wait_timeout_seconds: float = Field(default=600.0, gt=0, le=86400)
+    poll_interval_seconds: float = Field(default=10.0, ge=0.05, le=600)
+
     # callbacks
     callback_url: str | None = None
     callback_secret: SecretStr | None = None
     callback_allowed_hosts: CommaList = Field(default_factory=list)
     callback_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    callback_retry_seconds: float = Field(default=8.0, ge=0, le=600)
 
     # authorization and mapping
     allowed_instances: CommaList = Field(default_factory=list)

@@ -6,6 +6,7 @@
     ├── PayloadTooLargeError     body over the limit                            → 413
     ├── UnauthorizedError        missing or wrong signature / token             → 401
     ├── ForbiddenError           the event targets an instance it may not       → 403
+    ├── NotFoundError            no such backup or job (status endpoint)        → 404
     ├── ConfigurationError       a setting is missing or malformed              → 500
     ├── AuthenticationError      IAM refused our credentials                    → 502
     ├── ApiError                 the TaurusDB API answered with an error        → by status
@@ -25,6 +26,7 @@ __all__ = [
     "FieldError",
     "ForbiddenError",
     "InvalidEventError",
+    "NotFoundError",
     "PayloadTooLargeError",
     "PredeployError",
     "UnauthorizedError",
@@ -70,6 +72,10 @@ class UnauthorizedError(PredeployError):
 
 
 class ForbiddenError(PredeployError):
+    pass
+
+
+class NotFoundError(PredeployError):
     pass
 
 

@@ -17,7 +17,9 @@ import functions_framework
 
 import events
 import logs
+from clients import retry
 from clients.callback import CallbackSender
+from clients.retry import is_busy, is_retryable
 from clients.taurusdb import TaurusDBClient
 from config import Settings, load_settings
 from errors import (
@@ -26,14 +28,17 @@ from errors import (
     ConfigurationError,
     ForbiddenError,
     InvalidEventError,
+    NotFoundError,
     PayloadTooLargeError,
     PredeployError,
     UnauthorizedError,
     UnsupportedMediaError,
     UpstreamUnavailableError,
 )
+from events import generic
 from handlers import pre_deploy
-from handlers.pre_deploy import BackupStarted, Services
+from handlers import status as handlers_status
+from handlers.pre_deploy import BackupOutcome, Services
 
 __all__ = ["webhook"]
 
@@ -71,8 +76,10 @@ def webhook(request: flask.Request) -> flask.Response:
 
 
 def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
+    if request.method == "GET":
+        return _serve_status(request)
     if request.method != "POST":
-        return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": "POST"}
+        return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": "GET, POST"}
     settings = _get_settings()
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -88,24 +95,54 @@ def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]
     services = _get_services()
     results = [pre_deploy.handle(trigger, services) for trigger in triggers]
     if len(results) == 1:
-        return 202, _started(results[0]), {}
-    return 202, {"results": [_started(result) for result in results]}, {}
+        return _outcome(results[0])
+    answers = [_outcome(result) for result in results]
+    return max(status for status, _, _ in answers), {"results": [b for _, b, _ in answers]}, {}
 
 
-def _started(outcome: BackupStarted) -> dict[str, Any]:
+_STATUS_PATHS = {"backups": handlers_status.backup_status, "jobs": handlers_status.job_status}
+
+
+def _serve_status(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """``GET /backups/{id}`` and ``GET /jobs/{id}``, behind the same authentication as events."""
+    parts = request.path.strip("/").split("/")
+    if len(parts) != 2 or parts[0] not in _STATUS_PATHS or not parts[1]:
+        return 404, {"error": "not_found", "message": "GET /backups/{id} or /jobs/{id}"}, {}
+    settings = _get_settings()
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    generic.verify(headers, request.get_data(), settings)
+    lookup = _STATUS_PATHS[parts[0]]
+    return 200, lookup(_get_services().taurusdb, parts[1]), {}
+
+
+def _outcome(outcome: BackupOutcome) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """202 for a new backup, 200 for one that existed; after waiting, by how it ended."""
     body: dict[str, Any] = {
-        "job_id": outcome.result.job_id,
-        "backup": outcome.result.backup.model_dump(mode="json"),
+        "job_id": outcome.job_id,
+        "backup": outcome.backup.model_dump(mode="json"),
         "instance_id": outcome.trigger.instance_id,
         "trigger_id": outcome.trigger.trigger_id,
+        "created": outcome.created,
     }
-    if outcome.callback is not None:
-        body["callback"] = {
-            "delivered": outcome.callback.delivered,
-            "status": outcome.callback.status,
-            "error": outcome.callback.error,
+    if outcome.callbacks:
+        body["callbacks"] = {
+            kind: {"delivered": d.delivered, "status": d.status, "error": d.error}
+            for kind, d in outcome.callbacks.items()
         }
-    return body
+    status = 202 if outcome.created else 200
+    headers: dict[str, str] = {}
+    if outcome.final is not None:
+        body["status"] = outcome.final
+        if outcome.final == "SUCCEEDED":
+            status = 200
+        elif outcome.final == "FAILED":
+            status = 502
+            body.update(error="backup_failed", message="the backup ended FAILED")
+        else:
+            status = 504
+            body.update(error="backup_timed_out", message="the backup did not end in time")
+            headers["Retry-After"] = "30"
+    return status, body, headers
 
 
 def _error(exc: PredeployError) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -125,6 +162,8 @@ def _error(exc: PredeployError) -> tuple[int, dict[str, Any], dict[str, str]]:
         status = 401
     elif isinstance(exc, ForbiddenError):
         status = 403
+    elif isinstance(exc, NotFoundError):
+        status = 404
     elif isinstance(exc, AuthenticationError):
         status = 502
     elif isinstance(exc, UpstreamUnavailableError):
@@ -148,11 +187,12 @@ def _error(exc: PredeployError) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 def _api_status(exc: ApiError) -> tuple[int, str | None]:
     """API errors: the caller's fault keeps its status, ours or the cloud's become 5xx."""
-    if exc.status_code == 409:
-        return 409, "30"  # another backup or operation is running: later, it will go through
-    if exc.status_code == 429:
-        return 503, "10"
-    if exc.status_code in (400, 404, 422):
+    after = str(max(1, round(exc.retry_after))) if exc.retry_after else None
+    if is_busy(exc):
+        return 503, after or "30"  # another backup or operation runs: later it goes through
+    if is_retryable(exc):
+        return 503, after or "10"  # throttled, or the cloud failed: try again later
+    if exc.status_code in (400, 404, 409, 422):
         return exc.status_code, None
     return 502, None  # 401/403: our credentials or permissions; 5xx: the cloud's fault
 
@@ -163,6 +203,7 @@ _ERROR_NAMES: dict[type[PredeployError], str] = {
     PayloadTooLargeError: "payload_too_large",
     UnauthorizedError: "unauthorized",
     ForbiddenError: "forbidden",
+    NotFoundError: "not_found",
     ConfigurationError: "configuration_error",
     AuthenticationError: "iam_authentication_failed",
     ApiError: "upstream_error",
@@ -175,6 +216,7 @@ def _get_settings() -> Settings:
     if _settings is None:
         settings = load_settings()
         logs.configure(settings.log_level, settings.secret_values())
+        retry.log_retries()
         _settings = settings
     return _settings
 

@@ -252,3 +252,4 @@ class Trigger(BaseModel):
     name: BackupName | None = None
     description: BackupDescription | None = None
     callback_url: str | None = None
+    wait: bool | None = None

@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from clients.auth import AkSkAuth, TokenAuth
+from clients.retry import request_timeout
 from config import Settings
 from errors import ApiError, ConfigurationError, UpstreamUnavailableError
 from models import (
@@ -326,11 +327,18 @@ class TaurusDBClient:
     ) -> Any:
         """Send one request; return its JSON body, or raise the matching error."""
         url = "/v3/" + "/".join((_segment(self.project_id(), "project_id"), *path))
+        timeout = request_timeout(self._timeout)
         try:
-            response = self._http.request(method, url, params=params, json=json)
+            response = self._http.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
+            )
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailableError(
-                f"{operation}: the TaurusDB API did not answer within {self._timeout:g} s",
+                f"{operation}: the TaurusDB API did not answer within {timeout:g} s",
                 timed_out=True,
             ) from exc
         except httpx.TransportError as exc:

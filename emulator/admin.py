@@ -7,6 +7,7 @@ from typing import Any
 
 from emulator import rules, views
 from emulator.clock import parse_api_time
+from emulator.faults import Faults, parse_fault
 from emulator.requestlog import RequestLog
 from emulator.state import COMPLETED, State
 from emulator.wire import Call, Handler, Response, Route
@@ -19,12 +20,13 @@ def reset(state: State, log: RequestLog) -> None:
     log.clear()
 
 
-def routes(state: State, log: RequestLog) -> list[Route]:
+def routes(state: State, log: RequestLog, faults: Faults) -> list[Route]:
     def requests(call: Call) -> Response:
         return Response(200, {"requests": [r.to_dict() for r in log.records()]})
 
     def do_reset(call: Call) -> Response:
         reset(state, log)
+        faults.clear()
         return Response(200, {"reset": True})
 
     def revoke_tokens(call: Call) -> Response:
@@ -83,6 +85,22 @@ def routes(state: State, log: RequestLog) -> list[Route]:
         )
         return Response(200, {"config": timing.as_dict()})
 
+    def add_faults(call: Call) -> Response:
+        body = _body(call)
+        listed = body.get("faults", [body])
+        if not isinstance(listed, list) or not all(isinstance(f, dict) for f in listed):
+            raise rules.ADMIN_BAD_REQUEST.error("faults must be a list of objects")
+        for fault in [parse_fault(f) for f in listed]:
+            faults.add(fault)
+        return Response(201, {"faults": faults.armed()})
+
+    def show_faults(call: Call) -> Response:
+        return Response(200, {"faults": faults.armed()})
+
+    def clear_faults(call: Call) -> Response:
+        faults.clear()
+        return Response(200, {"faults": []})
+
     def route(name: str, method: str, path: str, handler: Handler) -> Route:
         return Route(f"admin_{name}", method, re.compile(f"/_emulator/{path}"), handler)
 
@@ -94,6 +112,9 @@ def routes(state: State, log: RequestLog) -> list[Route]:
         route("add_backup", "POST", "backups", add_backup),
         route("show_config", "GET", "config", show_config),
         route("set_config", "POST", "config", set_config),
+        route("add_faults", "POST", "faults", add_faults),
+        route("show_faults", "GET", "faults", show_faults),
+        route("clear_faults", "DELETE", "faults", clear_faults),
     ]
 
 

@@ -6,9 +6,11 @@ import ipaddress
 import threading
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 from emulator import admin
 from emulator.config import EmulatorConfig, Timing
+from emulator.faults import parse_fault
 from emulator.requestlog import RequestLog, RequestRecord
 from emulator.routes import App
 from emulator.server import EmulatorServer
@@ -83,6 +85,15 @@ class Emulator:
     def reset(self) -> None:
         """Clear backups, jobs, tokens and the request log; re-seed instances and timings."""
         admin.reset(self.state, self.log)
+        self.app.faults.clear()
+
+    def inject(self, route: str, **fault: Any) -> None:
+        """Arm a fault on ``route`` (see emulator/faults.py), e.g.
+        ``emu.inject("create_backup", status=409, error_code="DBS.201205", times=2)``."""
+        self.app.faults.add(parse_fault({"route": route, **fault}))
+
+    def clear_faults(self) -> None:
+        self.app.faults.clear()
 
     def revoke_tokens(self) -> None:
         self.state.revoke_tokens()

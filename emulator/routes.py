@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 import traceback
 import uuid
 
 from emulator import admin, iam, rules, views
 from emulator.auth import authenticate
+from emulator.faults import DropConnection, Faults
 from emulator.requestlog import RequestLog, record_of
 from emulator.state import State
 from emulator.wire import Call, Handler, Request, Response, Route
@@ -26,6 +28,7 @@ class App:
     def __init__(self, state: State, log: RequestLog) -> None:
         self.state = state
         self.log = log
+        self.faults = Faults()
         self.identity = iam.Identity.from_config(state.config)
         self.routes: list[Route] = [
             Route("issue_token", "POST", re.compile(r"/v3/auth/tokens"), self.issue_token),
@@ -34,22 +37,38 @@ class App:
             _api("delete_backup", "DELETE", r"/backups/(?P<backup_id>[^/]+)", self.delete_backup),
             _api("show_job", "GET", r"/jobs", self.show_job),
             _api("show_instance", "GET", r"/instances/(?P<instance_id>[^/]+)", self.show_instance),
-            *admin.routes(state, log),
+            *admin.routes(state, log, self.faults),
         ]
 
     def handle(self, request: Request) -> Response:
         request_id = uuid.uuid4().hex
+        fault = None
         try:
             route, params = self._match(request)
-            if route.authenticated:
-                authenticate(request, params["project_id"], self.state)
-            response = route.handler(Call(request, params, request_id))
+            fault = self.faults.take(route.name)
+            if fault is not None:
+                time.sleep(fault.latency_seconds)
+                if fault.drop == "before":
+                    raise DropConnection
+            if fault is not None and fault.status is not None:
+                status, body, headers = fault.answer(request_id)
+                response = Response(status, body, headers)
+            else:
+                if route.authenticated:
+                    authenticate(request, params["project_id"], self.state)
+                response = route.handler(Call(request, params, request_id))
+        except DropConnection:
+            self._finish(request, Response(0, {}), request_id)
+            raise
         except rules.ApiError as exc:
             response = Response(exc.status, exc.body(request_id))
         except Exception:
             traceback.print_exc(file=sys.stderr)
             response = Response(500, rules.SERVER_FAILURE.error().body(request_id))
-        return self._finish(request, response, request_id)
+        finished = self._finish(request, response, request_id)
+        if fault is not None and fault.drop == "after":
+            raise DropConnection
+        return finished
 
     def reject(self, request: Request, error: rules.ApiError) -> Response:
         """Answer a request the transport could not read (e.g. too large)."""

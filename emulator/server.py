@@ -18,6 +18,7 @@ from typing import cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from emulator import rules
+from emulator.faults import DropConnection
 from emulator.routes import App
 from emulator.wire import Request, Response
 
@@ -78,7 +79,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(app.reject(request, exc))
             return
-        self._send(app.handle(replace(request, body=body)))
+        try:
+            response = app.handle(replace(request, body=body))
+        except DropConnection:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._send(response)
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

@@ -36,6 +36,7 @@ class GenericEventModel(BaseModel):
     name: BackupName | None = None
     description: BackupDescription | None = None
     callback_url: str | None = Field(default=None, min_length=1, max_length=2048)
+    wait: bool | None = None
 
 
 def matches(headers: Headers) -> bool:
@@ -123,5 +124,6 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
             name=event.name,
             description=event.description,
             callback_url=event.callback_url or settings.callback_url,
+            wait=event.wait,
         )
     ]

@@ -46,7 +46,7 @@ def receiver() -> Iterator[CallbackReceiver]:
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = function_env(emu.url)
+    values = {**function_env(emu.url), "DEADLINE_SECONDS": "2", "CALLBACK_RETRY_SECONDS": "0.5"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values
@@ -84,10 +84,14 @@ def test_signed_event_creates_backup_and_calls_back(
     assert answer["backup"]["name"] == "backup-1"
     assert answer["backup"]["status"] == "BUILDING"
     assert answer["backup"]["instance_id"] == INSTANCE
-    assert answer["callback"] == {"delivered": True, "status": 200, "error": None}
-    assert creates(emu) == [
-        {"instance_id": INSTANCE, "name": "backup-1", "description": "Manual backup"}
-    ]
+    assert answer["created"] is True
+    assert answer["callbacks"] == {
+        "backup.started": {"delivered": True, "status": 200, "error": None}
+    }
+    (sent,) = creates(emu)
+    assert sent["instance_id"] == INSTANCE
+    assert sent["name"] == "backup-1"
+    assert sent["description"].startswith("Manual backup [pd:")
 
     (callback,) = receiver.wait_for(1)
     assert callback.path == "/hooks/backup"
@@ -298,10 +302,10 @@ def test_oversized_body_is_413(
     assert api_calls(emu) == []
 
 
-def test_get_is_405(client: FlaskClient) -> None:
-    response = client.get("/")
+def test_other_methods_are_405(client: FlaskClient) -> None:
+    response = client.put("/", data=event(), headers=sign(event()))
     assert response.status_code == 405
-    assert response.headers["Allow"] == "POST"
+    assert response.headers["Allow"] == "GET, POST"
 
 
 def test_unknown_instance_passes_the_api_error_through(client: FlaskClient, emu: Emulator) -> None:
@@ -313,12 +317,16 @@ def test_unknown_instance_passes_the_api_error_through(client: FlaskClient, emu:
     assert js(response)["request_id"]
 
 
-def test_backup_in_progress_is_409_with_retry_after(client: FlaskClient, emu: Emulator) -> None:
+def test_instance_busy_past_the_deadline_is_503_with_retry_after(
+    client: FlaskClient, emu: Emulator
+) -> None:
+    emu.configure(backup_seconds=30)
     assert post(client, event(id="first")).status_code == 202
     response = post(client, event(id="second"))
-    assert response.status_code == 409
+    assert response.status_code == 503
     assert js(response)["error_code"] == "DBS.201205"
     assert int(response.headers["Retry-After"]) > 0
+    assert len(creates(emu)) >= 2  # the second trigger kept trying within its deadline
 
 
 def test_one_token_for_many_events(client: FlaskClient, emu: Emulator) -> None:
@@ -395,8 +403,9 @@ def test_failed_callback_keeps_the_job_id(
     response = post(client, event(callback_url=receiver.url + "/hook"))
     assert response.status_code == 202
     assert js(response)["job_id"]
-    assert js(response)["callback"]["delivered"] is False
-    assert js(response)["callback"]["status"] == 500
+    callback = js(response)["callbacks"]["backup.started"]
+    assert callback["delivered"] is False
+    assert callback["status"] == 500
 
 
 def test_responses_never_echo_secrets(client: FlaskClient, env: dict[str, str]) -> None:
