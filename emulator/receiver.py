@@ -35,6 +35,7 @@ class CallbackReceiver:
         self._webhook = Webhook(secret) if secret else None
         self.status = 200
         self.delay_seconds = 0.0
+        self.next_statuses: list[int] = []  # answered first, in order, before ``status``
         self._received: list[ReceivedCallback] = []
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -97,7 +98,8 @@ class CallbackReceiver:
         with self._changed:
             self._received.append(ReceivedCallback(path, headers, body, verified, payload))
             self._changed.notify_all()
-        return self.status if verified else 401
+            status = self.next_statuses.pop(0) if self.next_statuses else self.status
+        return status if verified else 401
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self

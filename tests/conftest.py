@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from emulator import Emulator, EmulatorConfig
+from emulator.receiver import CallbackReceiver
+from helpers import CALLBACK_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +22,10 @@ def emu(_emulator_process: Emulator) -> Emulator:
     """The running emulator (real HTTP on 127.0.0.1), with a clean state and request log."""
     _emulator_process.reset()
     return _emulator_process
+
+
+@pytest.fixture
+def receiver() -> Iterator[CallbackReceiver]:
+    """A callback receiver on 127.0.0.1 that verifies with ``CALLBACK_SECRET``."""
+    with CallbackReceiver(CALLBACK_SECRET) as receiver:
+        yield receiver

@@ -6,9 +6,15 @@ import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
+from flask.testing import FlaskClient
+from functions_framework import create_app
 from standardwebhooks import Webhook
+from werkzeug.test import TestResponse
+
+from emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "events" / "samples"
@@ -64,3 +70,29 @@ def event(**fields: Any) -> bytes:
 
 def load_sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
+
+
+def backups_on(emu: Emulator, instance_id: str = INSTANCE) -> list[dict[str, Any]]:
+    """The instance's manual backups as the API lists them (newest first)."""
+    response = httpx.get(
+        f"{emu.url}/v3/{PROJECT_ID}/backups",
+        params={"instance_id": instance_id, "backup_type": "manual"},
+        headers={"X-Auth-Token": emu.issue_token()},
+    )
+    response.raise_for_status()
+    backups: list[dict[str, Any]] = response.json()["backups"]
+    return backups
+
+
+def successful_creates(emu: Emulator) -> int:
+    return sum(1 for r in emu.requests() if r.path.endswith("/backups/create") and r.status == 201)
+
+
+def make_client() -> FlaskClient:
+    """A fresh app: main.py is loaded anew, so it reads the environment as set now."""
+    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
+    return cast(FlaskClient, app.test_client())
+
+
+def js(response: TestResponse) -> Any:
+    return response.get_json()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -220,35 +220,35 @@ def test_body_that_is_not_utf8_cannot_be_signed(client: FlaskClient, emu: Emulat
     assert api_calls(emu) == []
 
 
-def stale(minutes: int) -> dict[str, str]:
-    return sign(event(), timestamp=datetime.now(tz=UTC) - timedelta(minutes=minutes))
+def shifted(minutes: int) -> dict[str, str]:
+    return sign(event(), timestamp=datetime.now(tz=UTC) + timedelta(minutes=minutes))
 
 
 OTHER_SECRET = "whsec_" + "b3RoZXItc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY="
 
+# Header factories, called when the test runs: a timestamp taken at collection would age.
+UNAUTHENTICATED: list[tuple[Callable[[], dict[str, str]], str]] = [
+    (lambda: {"Content-Type": "application/json"}, "not authenticated"),
+    (lambda: sign(event(), secret=OTHER_SECRET), "does not match"),
+    (lambda: sign(event(name="other-name")), "does not match"),  # another body's signature
+    (lambda: shifted(-6), "more than 5 minutes old"),
+    (lambda: shifted(+6), "future"),
+    (lambda: {**sign(event()), "webhook-signature": "v1,not-base64!"}, "malformed"),
+    (lambda: {**sign(event()), "webhook-signature": "garbage"}, "malformed"),
+    (lambda: {**sign(event()), "webhook-timestamp": "yesterday"}, "Unix time"),
+    (lambda: {k: v for k, v in sign(event()).items() if k != "webhook-id"}, "webhook-id"),
+    (
+        lambda: {"Content-Type": "application/json", "Authorization": "Bearer wrong"},
+        "not authenticated",
+    ),
+]
 
-@pytest.mark.parametrize(
-    ("headers", "message"),
-    [
-        ({"Content-Type": "application/json"}, "not authenticated"),
-        (sign(event(), secret=OTHER_SECRET), "does not match"),
-        (sign(event(name="other-name")), "does not match"),  # signature of another body
-        (stale(6), "more than 5 minutes old"),
-        (sign(event(), timestamp=datetime.now(tz=UTC) + timedelta(minutes=6)), "future"),
-        ({**sign(event()), "webhook-signature": "v1,not-base64!"}, "malformed"),
-        ({**sign(event()), "webhook-signature": "garbage"}, "malformed"),
-        ({**sign(event()), "webhook-timestamp": "yesterday"}, "Unix time"),
-        ({k: v for k, v in sign(event()).items() if k != "webhook-id"}, "webhook-id"),
-        (
-            {"Content-Type": "application/json", "Authorization": "Bearer wrong"},
-            "not authenticated",
-        ),
-    ],
-)
+
+@pytest.mark.parametrize(("headers", "message"), UNAUTHENTICATED)
 def test_unauthenticated_event_is_refused(
-    client: FlaskClient, emu: Emulator, headers: dict[str, str], message: str
+    client: FlaskClient, emu: Emulator, headers: Callable[[], dict[str, str]], message: str
 ) -> None:
-    response = client.post("/", data=event(), headers=headers)
+    response = client.post("/", data=event(), headers=headers())
 
     assert response.status_code == 401
     assert js(response)["error"] == "unauthorized"
