@@ -7,15 +7,14 @@ wiring and the one table from failures to HTTP statuses.
 from __future__ import annotations
 
 import json
-import logging
 import threading
-import time
 from typing import Any
 
 import flask
 import functions_framework
 
 import events
+import health
 import logs
 from clients.callback import CallbackSender
 from clients.taurusdb import TaurusDBClient
@@ -34,43 +33,58 @@ from errors import (
 )
 from handlers import pre_deploy
 from handlers.pre_deploy import BackupStarted, Services
+from health import Answer
 
 __all__ = ["webhook"]
 
-_log = logging.getLogger("predeploy.main")
 _lock = threading.Lock()
 _settings: Settings | None = None
 _services: Services | None = None
+
+logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
 
 
 @functions_framework.http
 def webhook(request: flask.Request) -> flask.Response:
     """Pipelines' webhooks: a signed pre-deploy event in, ``202 {job_id, backup}`` out."""
-    token = logs.correlation_id.set(_correlation_id(request))
-    started = time.monotonic()
+    if request.method in ("GET", "HEAD"):
+        return _response(_get(request))
+    with logs.EventLog(dict(request.headers.items()), entry_point="webhook") as event_log:
+        answer = _answer(request, event_log)
+    return _response(answer)
+
+
+def _answer(request: flask.Request, event_log: logs.EventLog) -> Answer:
+    """Serve one event; every failure becomes its status and one outcome line."""
     try:
-        status, body, headers = _serve(request)
+        return _serve(request, event_log)
     except PredeployError as exc:
         status, body, headers = _error(exc)
-    except Exception:
-        _log.exception("unexpected error", extra={"fields": {"outcome": "internal_error"}})
-        status, body, headers = (
-            500,
-            {
-                "error": "internal_error",
-                "message": "unexpected error; the function's log has the details",
-            },
-            {},
-        )
-    finally:
-        logs.correlation_id.reset(token)
-    _log.debug("answered", extra={"fields": {"status": status, "ms": _ms(started)}})
+        event_log.failed(body["error"], status, exc.message, error_code=body.get("error_code"))
+        return status, body, headers
+    except Exception as exc:  # a bug: the log line names the exception, the caller learns no more
+        name = type(exc).__name__
+        event_log.failed("internal_error", 500, f"unexpected {name}", exception=name)
+        message = "unexpected error; the function's log has the details"
+        return 500, {"error": "internal_error", "message": message}, {}
+
+
+def _get(request: flask.Request) -> Answer:
+    """GET routes: the probes (health.py); GET /backups/{id} and /jobs/{id} will join here."""
+    answer = health.probe(request.path, _get_settings)
+    if answer is not None:
+        return answer
+    return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": "POST"}
+
+
+def _response(answer: Answer) -> flask.Response:
+    status, body, headers = answer
     return flask.Response(
         json.dumps(body), status=status, headers=headers, mimetype="application/json"
     )
 
 
-def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _serve(request: flask.Request, event_log: logs.EventLog) -> Answer:
     if request.method != "POST":
         return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": "POST"}
     settings = _get_settings()
@@ -83,10 +97,22 @@ def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]
     headers = {name.lower(): value for name, value in request.headers.items()}
 
     source = events.detect(headers)
+    event_log.note(source=source.NAME)
     source.verify(headers, body, settings)
     triggers = source.parse(headers, body, settings)
     services = _get_services()
-    results = [pre_deploy.handle(trigger, services) for trigger in triggers]
+    results = []
+    for trigger in triggers:
+        event_log.note(trigger_id=trigger.trigger_id, instance_id=trigger.instance_id)
+        outcome = pre_deploy.handle(trigger, services)
+        event_log.handled(
+            "backup_started",
+            202,
+            backup_id=outcome.result.backup.id,
+            job_id=outcome.result.job_id,
+            callback=None if outcome.callback is None else outcome.callback.delivered,
+        )
+        results.append(outcome)
     if len(results) == 1:
         return 202, _started(results[0]), {}
     return 202, {"results": [_started(result) for result in results]}, {}
@@ -108,7 +134,7 @@ def _started(outcome: BackupStarted) -> dict[str, Any]:
     return body
 
 
-def _error(exc: PredeployError) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _error(exc: PredeployError) -> Answer:
     """The one table from failures to statuses (see errors.py for the tree)."""
     body: dict[str, Any] = {"error": _ERROR_NAMES.get(type(exc), "error"), "message": exc.message}
     headers: dict[str, str] = {}
@@ -137,12 +163,6 @@ def _error(exc: PredeployError) -> tuple[int, dict[str, Any], dict[str, str]]:
             body["request_id"] = exc.request_id
         if retry_after:
             headers["Retry-After"] = retry_after
-    level = logging.ERROR if status >= 500 else logging.WARNING
-    _log.log(
-        level,
-        "event refused" if status < 500 else "event failed",
-        extra={"fields": {"outcome": body["error"], "status": status, "reason": exc.message}},
-    )
     return status, body, headers
 
 
@@ -200,15 +220,3 @@ def _get_services() -> Services:
 
 def _secret(value: Any) -> str | None:
     return None if value is None else str(value.get_secret_value())
-
-
-def _correlation_id(request: flask.Request) -> str | None:
-    for name in ("Function-Execution-Id", "X-CFF-Request-Id", "X-Request-Id"):
-        value = request.headers.get(name)
-        if value:
-            return value[:128]
-    return None
-
-
-def _ms(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)
