@@ -244,7 +244,7 @@ class EventLog:
             "backup_id": None,
             "job_id": None,
             **self._trigger,
-            **fields,
+            **{k: v for k, v in fields.items() if v is not None},  # extras only when known
             "duration_ms": round((time.monotonic() - self._started) * 1000, 1),
         }
         self._log.log(level, message, extra={"fields": line, "complete": True})
