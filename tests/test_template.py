@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from helpers import ROOT
 from tools.check_template import TEMPLATE, check, check_file, function_target, load
+from tools.cloudrun import cloud_run_service
 
 Documents = list[dict[str, Any]]
 
@@ -204,3 +206,65 @@ def test_not_yaml_is_reported(tmp_path: Path) -> None:
     bad.write_text("kind: [unclosed\n")
     (problem,) = check_file(bad)
     assert problem.startswith("not valid YAML")
+
+
+# --- the Cloud Run form (tools/cloudrun.py) ------------------------------------------------
+
+
+def test_cloud_run_form_of_the_webhook_service(documents: Documents) -> None:
+    service, notes = cloud_run_service(
+        documents,
+        image="europe-west3-docker.pkg.dev/p/r/predeploy-backup:0.1.0",
+        secrets=["OS_PASSWORD=predeploy-os-password", "WEBHOOK_SECRET=predeploy-webhook:3"],
+        values=["OS_PROJECT_ID=619d3e78f61b4be68bc5aa0b59edcf7b", "LOG_LEVEL=DEBUG"],
+    )
+    assert service["apiVersion"] == "serving.knative.dev/v1"
+    assert service["metadata"] == {"name": "predeploy-backup"}  # label keys with / or . dropped
+    assert revision_annotations(service) == {MIN_SCALE: "0", MAX_SCALE: "10"}
+    c = container(service)
+    assert c["image"] == "europe-west3-docker.pkg.dev/p/r/predeploy-backup:0.1.0"
+    env = {v["name"]: v.get("value", v.get("valueFrom")) for v in c["env"]}
+    assert env["FUNCTION_TARGET"] == "webhook"
+    assert env["LOG_LEVEL"] == "DEBUG"  # --env replaces the template's value
+    assert env["OS_PROJECT_ID"] == "619d3e78f61b4be68bc5aa0b59edcf7b"
+    assert env["OS_PASSWORD"] == {
+        "secretKeyRef": {"name": "predeploy-os-password", "key": "latest"}
+    }
+    assert env["WEBHOOK_SECRET"] == {"secretKeyRef": {"name": "predeploy-webhook", "key": "3"}}
+    assert "envFrom" not in c and "securityContext" not in c and "readinessProbe" not in c
+    assert c["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["resources"] == {"limits": {"cpu": "1", "memory": "256Mi"}}
+    assert notes == [
+        "envFrom predeploy-backup left out: Cloud Run takes each secret as "
+        "--secret VARIABLE=SECRET[:VERSION]"
+    ]
+    assert documents == load(TEMPLATE)  # the template itself is left alone
+
+
+def test_cloud_run_form_of_the_event_service_is_internal(documents: Documents) -> None:
+    service, _ = cloud_run_service(documents, name="predeploy-backup-events")
+    assert service["metadata"]["annotations"] == {"run.googleapis.com/ingress": "internal"}
+    assert function_target(service) == "event"
+
+
+def test_cloud_run_command_prints_one_yaml_document() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.cloudrun", "--secret", "OS_PASSWORD=pw-secret"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (document,) = list(yaml.safe_load_all(result.stdout))
+    assert document["metadata"]["name"] == "predeploy-backup"
+    bad = subprocess.run(
+        [sys.executable, "-m", "tools.cloudrun", "--secret", "lower=x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "expected VARIABLE=SECRET[:VERSION]" in bad.stderr
