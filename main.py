@@ -1,7 +1,8 @@
 """Entry points of the function; they wire events → handlers → clients and map errors to statuses.
 
-``webhook`` (HTTP): ``functions-framework --target=webhook``. Nothing else lives here but the
-wiring and the one table from failures to HTTP statuses.
+``webhook`` (HTTP): ``functions-framework --target=webhook``; ``GET /healthz`` and ``/readyz``
+answer probes (health.py). Nothing else lives here but the wiring, the one outcome log line per
+event (logs.EventLog) and the one table from failures to HTTP statuses.
 """
 
 from __future__ import annotations
