@@ -1,9 +1,21 @@
-"""JSON log lines with a correlation id; secrets never appear.
+"""JSON log lines with a correlation id, one outcome line per event; secrets never appear.
 
-Every record is one JSON object on stderr: time, level, logger, message, the correlation id
-of the request being served, and the record's ``fields``. A redacting filter removes any
-configured secret value that reaches a message anyway (defence in depth: the code never
+Every record is one JSON object on stderr: time, level, logger, message, the correlation and
+trace ids of the request being served, and the record's ``fields``. A redacting filter removes
+any configured secret value that reaches a message anyway (defence in depth: the code never
 logs secrets on purpose).
+
+``EventLog`` writes the one line per event outcome that operators search for: what came in
+(source, trigger id, instance), what happened (outcome, status, backup id, job id) and how long
+it took.
+
+Under functions-framework's ``LOG_EXECUTION_ID=true`` the framework configures the root logger
+before it imports ``main.py`` (so ``basicConfig`` is a no-op and INFO records of loggers that
+propagate to the root vanish), disables loggers that already exist, and swaps ``sys.stderr``
+for a wrapper while it serves a request. The ``predeploy`` logger therefore has its own level
+and handler, does not propagate, is re-enabled by ``configure``, and writes each line to the
+``sys.stderr`` of the moment: inside a request that is the wrapper, which keeps our JSON object
+and adds the framework's ``execution_id`` label to it.
 """
 
 from __future__ import annotations
@@ -11,18 +23,40 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
+import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
-__all__ = ["JsonFormatter", "RedactingFilter", "configure", "correlation_id"]
+__all__ = [
+    "EventLog",
+    "JsonFormatter",
+    "RedactingFilter",
+    "configure",
+    "correlation_id",
+    "request_ids",
+    "trace_id",
+]
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
 )
+trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 
 _LOGGER = "predeploy"
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# Where a request's id comes from, most specific first: FunctionGraph's request id (the
+# framework does not know it), then the execution id (Cloud Run functions sets it; elsewhere
+# functions-framework invents one and uses it as its own execution_id label).
+_CORRELATION_HEADERS = ("X-CFF-Request-Id", "Function-Execution-Id", "X-Request-Id")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+_CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/\d+)?(?:;o=[01])?$")
+_ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: safe to log and search
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,15 +66,20 @@ class JsonFormatter(logging.Formatter):
                 timespec="milliseconds"
             ),
             "level": record.levelname,
+            "severity": record.levelname,  # the key Cloud Logging reads the level from
             "logger": record.name,
             "message": record.getMessage(),
         }
         cid = correlation_id.get()
         if cid:
             line["correlation_id"] = cid
+        tid = trace_id.get()
+        if tid:
+            line["trace_id"] = tid
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update({k: v for k, v in fields.items() if v is not None})
+            keep_nulls = getattr(record, "complete", False)  # outcome lines: every key, always
+            line.update({k: v for k, v in fields.items() if v is not None or keep_nulls})
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__
         return json.dumps(line, default=str)
@@ -69,15 +108,143 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logger:
-    """Set up the ``predeploy`` logger once per process (idempotent)."""
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when the record is emitted, one write per line.
+
+    functions-framework replaces ``sys.stderr`` during a request when ``LOG_EXECUTION_ID`` is
+    on; a stream captured once would keep a stale wrapper (or miss it).
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # under the handler's lock (Handler.handle holds it)
+        super().emit(record)
+
+
+def configure(level: str | None = None, secrets: Iterable[str] = ()) -> logging.Logger:
+    """Set up the ``predeploy`` logger (idempotent); ``level`` defaults to ``LOG_LEVEL``.
+
+    An unknown level falls back to INFO here; the settings report it as a configuration error.
+    """
+    name = (level or os.environ.get("LOG_LEVEL") or "INFO").strip().upper()
     logger = logging.getLogger(_LOGGER)
-    logger.setLevel(level.upper())
+    logger.setLevel(name if name in _LEVELS else "INFO")
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter(secrets))
     logger.addHandler(handler)
+    # logging.config.dictConfig (run by functions-framework for LOG_EXECUTION_ID) disables
+    # every logger that exists at that moment, ours included when main.py is loaded again.
+    for existing in [logger, *_children(logger.name)]:
+        existing.disabled = False
     return logger
+
+
+def _children(name: str) -> list[logging.Logger]:
+    prefix = name + "."
+    return [
+        item
+        for key, item in list(logging.root.manager.loggerDict.items())
+        if key.startswith(prefix) and isinstance(item, logging.Logger)
+    ]
+
+
+def request_ids(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The request's correlation id and trace id, from whichever headers the platform set.
+
+    Trace ids come from W3C ``traceparent`` or ``X-Cloud-Trace-Context``; values that do not
+    look like ids are ignored rather than logged.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    cid = None
+    for header in _CORRELATION_HEADERS:
+        value = lowered.get(header.lower(), "").strip()
+        if _ID.match(value):
+            cid = value
+            break
+    tid = None
+    found = _TRACEPARENT.match(lowered.get("traceparent", "").strip().lower())
+    if found is None:
+        found = _CLOUD_TRACE.match(lowered.get("x-cloud-trace-context", "").strip())
+    if found is not None:
+        tid = found.group(1).lower()
+    return cid, tid
+
+
+class EventLog:
+    """The outcome line(s) of one event: one per trigger handled, or one for the failure.
+
+    Used as a context manager around the serving of one request: it sets the correlation and
+    trace ids for every record logged meanwhile, and times the event. ``note`` records what is
+    known so far (the source, then the trigger); ``handled`` and ``failed`` write the line.
+    """
+
+    def __init__(self, headers: Mapping[str, str], entry_point: str) -> None:
+        self._ids = request_ids(headers)
+        self._entry_point = entry_point
+        self._started = time.monotonic()
+        self._source: str | None = None
+        self._trigger: dict[str, Any] = {}
+        self._tokens: tuple[contextvars.Token[str | None], ...] = ()
+        self._log = logging.getLogger(_LOGGER + ".event")
+
+    def __enter__(self) -> EventLog:
+        cid, tid = self._ids
+        self._tokens = (correlation_id.set(cid), trace_id.set(tid))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        cid_token, tid_token = self._tokens
+        trace_id.reset(tid_token)
+        correlation_id.reset(cid_token)
+
+    def note(
+        self,
+        *,
+        source: str | None = None,
+        trigger_id: str | None = None,
+        instance_id: str | None = None,
+    ) -> None:
+        """What is known about the event so far; the next outcome line carries it."""
+        if source is not None:
+            self._source = source
+        if trigger_id is not None:
+            self._trigger["trigger_id"] = trigger_id
+        if instance_id is not None:
+            self._trigger["instance_id"] = instance_id
+
+    def handled(self, outcome: str, status: int, **fields: Any) -> None:
+        """One trigger done (e.g. ``backup_started`` with its backup and job id)."""
+        self._write(logging.INFO, "event handled", outcome, status, fields)
+        self._trigger = {}
+
+    def failed(self, outcome: str, status: int, reason: str, **fields: Any) -> None:
+        """The event was refused (4xx) or could not be served (5xx)."""
+        level = logging.ERROR if status >= 500 else logging.WARNING
+        message = "event failed" if status >= 500 else "event refused"
+        self._write(level, message, outcome, status, {"reason": reason, **fields})
+
+    def _write(
+        self, level: int, message: str, outcome: str, status: int, fields: dict[str, Any]
+    ) -> None:
+        line = {
+            "entry_point": self._entry_point,
+            "outcome": outcome,
+            "status": status,
+            "source": self._source,
+            "trigger_id": None,
+            "instance_id": None,
+            "backup_id": None,
+            "job_id": None,
+            **self._trigger,
+            **{k: v for k, v in fields.items() if v is not None},  # extras only when known
+            "duration_ms": round((time.monotonic() - self._started) * 1000, 1),
+        }
+        self._log.log(level, message, extra={"fields": line, "complete": True})

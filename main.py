@@ -1,21 +1,21 @@
 """Entry points of the function; they wire events → handlers → clients and map errors to statuses.
 
-``webhook`` (HTTP): ``functions-framework --target=webhook``. Nothing else lives here but the
-wiring and the one table from failures to HTTP statuses.
+``webhook`` (HTTP): ``functions-framework --target=webhook``; ``GET /healthz`` and ``/readyz``
+answer probes (health.py). Nothing else lives here but the wiring, the one outcome log line per
+event (logs.EventLog) and the one table from failures to HTTP statuses.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import threading
-import time
 from typing import Any
 
 import flask
 import functions_framework
 
 import events
+import health
 import logs
 from clients import retry
 from clients.callback import CallbackSender
@@ -39,43 +39,52 @@ from events import generic
 from handlers import pre_deploy
 from handlers import status as handlers_status
 from handlers.pre_deploy import BackupOutcome, Services
+from health import Answer
 
 __all__ = ["webhook"]
 
-_log = logging.getLogger("predeploy.main")
 _lock = threading.Lock()
 _settings: Settings | None = None
 _services: Services | None = None
+
+logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
 
 
 @functions_framework.http
 def webhook(request: flask.Request) -> flask.Response:
     """Pipelines' webhooks: a signed pre-deploy event in, ``202 {job_id, backup}`` out."""
-    token = logs.correlation_id.set(_correlation_id(request))
-    started = time.monotonic()
+    if request.method in ("GET", "HEAD"):
+        probe = health.probe(request.path, _get_settings)
+        if probe is not None:
+            return _response(probe)
+    with logs.EventLog(dict(request.headers.items()), entry_point="webhook") as event_log:
+        answer = _answer(request, event_log)
+    return _response(answer)
+
+
+def _answer(request: flask.Request, event_log: logs.EventLog) -> Answer:
+    """Serve one event; every failure becomes its status and one outcome line."""
     try:
-        status, body, headers = _serve(request)
+        return _serve(request, event_log)
     except PredeployError as exc:
         status, body, headers = _error(exc)
-    except Exception:
-        _log.exception("unexpected error", extra={"fields": {"outcome": "internal_error"}})
-        status, body, headers = (
-            500,
-            {
-                "error": "internal_error",
-                "message": "unexpected error; the function's log has the details",
-            },
-            {},
-        )
-    finally:
-        logs.correlation_id.reset(token)
-    _log.debug("answered", extra={"fields": {"status": status, "ms": _ms(started)}})
+        event_log.failed(body["error"], status, exc.message, error_code=body.get("error_code"))
+        return status, body, headers
+    except Exception as exc:  # a bug: the log line names the exception, the caller learns no more
+        name = type(exc).__name__
+        event_log.failed("internal_error", 500, f"unexpected {name}", exception=name)
+        message = "unexpected error; the function's log has the details"
+        return 500, {"error": "internal_error", "message": message}, {}
+
+
+def _response(answer: Answer) -> flask.Response:
+    status, body, headers = answer
     return flask.Response(
         json.dumps(body), status=status, headers=headers, mimetype="application/json"
     )
 
 
-def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _serve(request: flask.Request, event_log: logs.EventLog) -> Answer:
     if request.method == "GET":
         return _serve_status(request)
     if request.method != "POST":
@@ -90,24 +99,38 @@ def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]
     headers = {name.lower(): value for name, value in request.headers.items()}
 
     source = events.detect(headers)
+    event_log.note(source=source.NAME)
     source.verify(headers, body, settings)
     triggers = source.parse(headers, body, settings)
     services = _get_services()
-    results = [pre_deploy.handle(trigger, services) for trigger in triggers]
-    if len(results) == 1:
-        return _outcome(results[0])
-    answers = [_outcome(result) for result in results]
+    answers = []
+    for trigger in triggers:
+        event_log.note(trigger_id=trigger.trigger_id, instance_id=trigger.instance_id)
+        outcome = pre_deploy.handle(trigger, services)
+        answer = _outcome(outcome)
+        started = outcome.callbacks.get("backup.started")
+        event_log.handled(
+            _outcome_name(outcome),
+            answer[0],
+            backup_id=outcome.backup.id,
+            job_id=outcome.job_id,
+            callback=None if started is None else started.delivered,
+        )
+        answers.append(answer)
+    if len(answers) == 1:
+        return answers[0]
     return max(status for status, _, _ in answers), {"results": [b for _, b, _ in answers]}, {}
 
 
 _STATUS_PATHS = {"backups": handlers_status.backup_status, "jobs": handlers_status.job_status}
 
 
-def _serve_status(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _serve_status(request: flask.Request) -> Answer:
     """``GET /backups/{id}`` and ``GET /jobs/{id}``, behind the same authentication as events."""
     parts = request.path.strip("/").split("/")
     if len(parts) != 2 or parts[0] not in _STATUS_PATHS or not parts[1]:
-        return 404, {"error": "not_found", "message": "GET /backups/{id} or /jobs/{id}"}, {}
+        message = "GET /healthz, /readyz, /backups/{id} or /jobs/{id}"
+        return 404, {"error": "not_found", "message": message}, {}
     settings = _get_settings()
     headers = {name.lower(): value for name, value in request.headers.items()}
     generic.verify(headers, request.get_data(), settings)
@@ -115,7 +138,13 @@ def _serve_status(request: flask.Request) -> tuple[int, dict[str, Any], dict[str
     return 200, lookup(_get_services().taurusdb, parts[1]), {}
 
 
-def _outcome(outcome: BackupOutcome) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _outcome_name(outcome: BackupOutcome) -> str:
+    if outcome.final is not None:
+        return f"backup_{outcome.final.lower()}"
+    return "backup_started" if outcome.created else "backup_exists"
+
+
+def _outcome(outcome: BackupOutcome) -> Answer:
     """202 for a new backup, 200 for one that existed; after waiting, by how it ended."""
     body: dict[str, Any] = {
         "job_id": outcome.job_id,
@@ -145,7 +174,7 @@ def _outcome(outcome: BackupOutcome) -> tuple[int, dict[str, Any], dict[str, str
     return status, body, headers
 
 
-def _error(exc: PredeployError) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _error(exc: PredeployError) -> Answer:
     """The one table from failures to statuses (see errors.py for the tree)."""
     body: dict[str, Any] = {"error": _ERROR_NAMES.get(type(exc), "error"), "message": exc.message}
     headers: dict[str, str] = {}
@@ -176,12 +205,6 @@ def _error(exc: PredeployError) -> tuple[int, dict[str, Any], dict[str, str]]:
             body["request_id"] = exc.request_id
         if retry_after:
             headers["Retry-After"] = retry_after
-    level = logging.ERROR if status >= 500 else logging.WARNING
-    _log.log(
-        level,
-        "event refused" if status < 500 else "event failed",
-        extra={"fields": {"outcome": body["error"], "status": status, "reason": exc.message}},
-    )
     return status, body, headers
 
 
@@ -242,15 +265,3 @@ def _get_services() -> Services:
 
 def _secret(value: Any) -> str | None:
     return None if value is None else str(value.get_secret_value())
-
-
-def _correlation_id(request: flask.Request) -> str | None:
-    for name in ("Function-Execution-Id", "X-CFF-Request-Id", "X-Request-Id"):
-        value = request.headers.get(name)
-        if value:
-            return value[:128]
-    return None
-
-
-def _ms(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)

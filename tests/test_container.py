@@ -1,0 +1,285 @@
+"""The container image and the FunctionGraph bootstrap, checked without a container engine.
+
+The Dockerfile is parsed (base image, user, environment, start command), and its start command
+and the bootstrap are run for real from the repository, each answering ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import ROOT
+
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def instructions(path: Path = ROOT / "Dockerfile") -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` pairs, continuation lines joined, comments dropped."""
+    found: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        keyword, _, arguments = line.partition(" ")
+        found.append((keyword.upper(), arguments.strip()))
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return found
+
+
+def env_of(parsed: list[tuple[str, str]]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for keyword, arguments in parsed:
+        if keyword == "ENV":
+            for item in shlex.split(arguments):
+                name, _, value = item.partition("=")
+                values[name] = value
+    return values
+
+
+def cmd_argv(parsed: list[tuple[str, str]]) -> list[str]:
+    (cmd,) = [arguments for keyword, arguments in parsed if keyword == "CMD"]
+    argv = json.loads(cmd)  # exec form: the process gets signals, no shell stays in between
+    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+    return argv
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_health(process: subprocess.Popen[bytes], url: str) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"the server exited with {process.returncode}: {output}")
+        try:
+            return httpx.get(url, timeout=1)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def run(
+    argv: list[str], env: dict[str, str], processes: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        argv,
+        cwd="/",
+        env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    processes.append(process)
+    return process
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+
+def test_base_image_is_a_pinned_slim_python() -> None:
+    (base,) = [arguments for keyword, arguments in instructions() if keyword == "FROM"]
+    found = re.fullmatch(r"python:3\.(\d+)-slim(-[a-z]+)?", base)
+    assert found, base
+    assert int(found.group(1)) >= 11  # pyproject: requires-python >= 3.11
+
+
+def test_runs_as_uid_1003_not_root() -> None:
+    parsed = instructions()
+    users = [
+        (index, arguments) for index, (keyword, arguments) in enumerate(parsed) if keyword == "USER"
+    ]
+    assert users, "no USER: the image would run as root"
+    index, user = users[-1]
+    assert user == "1003:1003"  # numeric, so runAsNonRoot can verify it; FunctionGraph's UID/GID
+    after = [keyword for keyword, _ in parsed[index + 1 :]]
+    assert "RUN" not in after and "COPY" not in after
+    creates = " ".join(arguments for keyword, arguments in parsed if keyword == "RUN")
+    assert "--uid 1003" in creates and "--gid 1003" in creates
+
+
+def test_installs_the_runtime_requirements_only() -> None:
+    parsed = instructions()
+    assert ("COPY", "requirements.txt ./") in parsed
+    runs = [arguments for keyword, arguments in parsed if keyword == "RUN"]
+    assert any("pip install" in run and "-r requirements.txt" in run for run in runs)
+    assert not any("requirements-dev.txt" in run for run in runs)
+
+
+def test_start_command_takes_target_and_port_from_the_environment() -> None:
+    parsed = instructions()
+    assert env_of(parsed)["FUNCTION_TARGET"] == "webhook"
+    assert env_of(parsed)["PORT"] == "8000"  # FunctionGraph's port; Knative/Cloud Run set PORT
+    argv = cmd_argv(parsed)
+    assert argv[:2] == ["/bin/sh", "-c"]
+    command = shlex.split(argv[2])
+    assert command[:2] == ["exec", "functions-framework"]
+    assert '--target="$FUNCTION_TARGET"' in argv[2]
+    assert '--port="$PORT"' in argv[2]
+    assert "--source=/app/main.py" in command
+    assert not any(part.startswith("--host") for part in command)  # 0.0.0.0: reachable
+
+
+def test_start_command_serves_healthz(started: list[subprocess.Popen[bytes]]) -> None:
+    argv = [
+        part.replace("/app/main.py", str(ROOT / "main.py")) for part in cmd_argv(instructions())
+    ]
+    port = free_port()
+    process = run(
+        argv,
+        {"FUNCTION_TARGET": "webhook", "PORT": str(port), "HOST": "127.0.0.1"},
+        started,
+    )
+    response = wait_for_health(process, f"http://127.0.0.1:{port}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_start_command_uses_the_target_from_the_environment(
+    started: list[subprocess.Popen[bytes]],
+) -> None:
+    argv = [
+        part.replace("/app/main.py", str(ROOT / "main.py")) for part in cmd_argv(instructions())
+    ]
+    env = {"FUNCTION_TARGET": "no_such_function", "PORT": str(free_port()), "HOST": "127.0.0.1"}
+    process = run(argv, env, started)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert b"no_such_function" in output
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def ignored(relative: str, patterns: list[str]) -> bool:
+    """Docker's rule for these simple patterns: a path is out when it or a parent matches."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        bare = pattern.removeprefix("**/")
+        for candidate in candidates:
+            if fnmatch.fnmatch(candidate, pattern) or (
+                pattern.startswith("**/") and fnmatch.fnmatch(candidate.split("/")[-1], bare)
+            ):
+                return True
+    return False
+
+
+def test_image_holds_every_module_the_function_imports() -> None:
+    script = (
+        "import sys, main, json; "
+        f"root = {str(ROOT)!r}; "
+        "print(json.dumps(sorted({m.__file__ for m in list(sys.modules.values()) "
+        "if getattr(m, '__file__', None) and m.__file__.startswith(root + '/') "
+        "and not m.__file__.startswith(sys.prefix + '/')})))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, check=True, text=True
+    ).stdout
+    files = [str(Path(f).relative_to(ROOT)) for f in json.loads(output)]
+    assert "main.py" in files and "config.py" in files
+    patterns = dockerignore_patterns()
+    left_out = [f for f in files if ignored(f, patterns)]
+    assert left_out == [], f".dockerignore leaves out modules the function imports: {left_out}"
+    assert not ignored("requirements.txt", patterns)
+    for development_only in ("tests/test_webhook.py", "emulator/server.py", ".venv/bin/python"):
+        assert ignored(development_only, patterns), development_only
+
+
+# --- FunctionGraph bootstrap --------------------------------------------------------------
+
+
+def test_bootstrap_is_valid_sh_and_executable() -> None:
+    path = ROOT / "bootstrap"
+    assert os.access(path, os.X_OK)
+    assert path.read_text().startswith("#!/bin/sh\n")
+    shell = shutil.which("sh")
+    assert shell is not None
+    subprocess.run([shell, "-n", str(path)], check=True)
+    text = path.read_text()
+    assert "--host=127.0.0.1" in text
+    assert '--port="${PREDEPLOY_BOOTSTRAP_PORT:-8000}"' in text
+
+
+def test_bootstrap_serves_healthz_on_127_0_0_1(
+    tmp_path: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    """FunctionGraph's way: RUNTIME_CODE_ROOT is the unpacked zip, the port is 8000.
+
+    Port 8000 is used when it is free; otherwise the test-only override moves the server.
+    """
+    env = {"RUNTIME_CODE_ROOT": str(ROOT)}
+    port = 8000
+    if not port_is_free(port):
+        port = free_port()
+        env["PREDEPLOY_BOOTSTRAP_PORT"] = str(port)
+    process = subprocess.Popen(
+        [str(ROOT / "bootstrap")],
+        cwd=tmp_path,  # FunctionGraph's working directory is not the code root
+        env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    started.append(process)
+    response = wait_for_health(process, f"http://127.0.0.1:{port}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_bootstrap_refuses_a_python_older_than_3_11(tmp_path: Path) -> None:
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\nexit 1\n")  # answers "too old" to the version check
+    fake.chmod(0o755)
+    result = subprocess.run(
+        [str(ROOT / "bootstrap")],
+        env={"PATH": str(tmp_path), "RUNTIME_CODE_ROOT": str(ROOT)},  # only the old python3
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    line = json.loads(result.stderr)
+    assert "Python 3.11" in line["message"]

@@ -1,0 +1,1 @@
+"""Developer and operator commands: local invoke, template check, Cloud Run conversion."""
