@@ -1,7 +1,10 @@
 """Entry points of the function; they wire events → handlers → clients and map errors to statuses.
 
-``webhook`` (HTTP): ``functions-framework --target=webhook``. Nothing else lives here but the
-wiring and the one table from failures to HTTP statuses.
+``webhook`` (HTTP, internet-facing): ``functions-framework --target=webhook``.
+``event`` (queue deliveries: CloudEvents, Pub/Sub push, FunctionGraph triggers on ``/invoke``):
+``functions-framework --target=event``. Both are plain HTTP functions, so a malformed
+delivery gets our JSON error, never a page that echoes the request. Nothing else lives here
+but the wiring, the one table from failures to HTTP statuses, and the shape of the answers.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ from errors import (
     UnsupportedMediaError,
     UpstreamUnavailableError,
 )
-from handlers import pre_deploy
+from events.base import Note
+from handlers import records
 from handlers.pre_deploy import BackupStarted, Services
 
-__all__ = ["webhook"]
+__all__ = ["event", "webhook"]
+
+Reply = tuple[int, dict[str, Any], dict[str, str]]
 
 _log = logging.getLogger("predeploy.main")
 _lock = threading.Lock()
@@ -46,10 +52,20 @@ _services: Services | None = None
 @functions_framework.http
 def webhook(request: flask.Request) -> flask.Response:
     """Pipelines' webhooks: a signed pre-deploy event in, ``202 {job_id, backup}`` out."""
+    return _respond(request, events.WEBHOOK)
+
+
+@functions_framework.http
+def event(request: flask.Request) -> flask.Response:
+    """Queue deliveries: ``{"results": [...]}``, non-2xx only when a retry can help."""
+    return _respond(request, events.EVENT)
+
+
+def _respond(request: flask.Request, entry: events.Entry) -> flask.Response:
     token = logs.correlation_id.set(_correlation_id(request))
     started = time.monotonic()
     try:
-        status, body, headers = _serve(request)
+        status, body, headers = _serve(request, entry)
     except PredeployError as exc:
         status, body, headers = _error(exc)
     except Exception:
@@ -70,7 +86,10 @@ def webhook(request: flask.Request) -> flask.Response:
     )
 
 
-def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
+def _serve(request: flask.Request, entry: events.Entry) -> Reply:
+    if entry.queue and request.path.rstrip("/") == "/init":
+        _get_services()  # FunctionGraph's initializer: a broken setting shows here
+        return 200, {"status": "ready"}, {}
     if request.method != "POST":
         return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": "POST"}
     settings = _get_settings()
@@ -82,14 +101,57 @@ def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]
         raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
     headers = {name.lower(): value for name, value in request.headers.items()}
 
-    source = events.detect(headers)
-    source.verify(headers, body, settings)
-    triggers = source.parse(headers, body, settings)
-    services = _get_services()
-    results = [pre_deploy.handle(trigger, services) for trigger in triggers]
-    if len(results) == 1:
-        return 202, _started(results[0]), {}
-    return 202, {"results": [_started(result) for result in results]}, {}
+    envelope = entry.envelope(headers, body)
+    if envelope is None:
+        return _deliver(entry, headers, body, settings)
+    try:  # a wrapped HTTP request (FunctionGraph APIG): served like webhook, answered wrapped
+        inner_headers, inner_body = envelope.open(headers, body)
+        reply = _deliver(events.WEBHOOK, inner_headers, inner_body, settings)
+    except PredeployError as exc:
+        reply = _error(exc)
+    return envelope.seal(*reply)
+
+
+def _deliver(
+    entry: events.Entry, headers: dict[str, str], body: bytes, settings: Settings
+) -> Reply:
+    delivery = events.receive(entry, headers, body, settings)
+    outcomes = records.start_each(delivery.records, _get_services())
+    if entry.queue or delivery.batch or len(outcomes) != 1:
+        return _results(outcomes)
+    outcome = outcomes[0]
+    if isinstance(outcome, PredeployError):
+        raise outcome
+    if isinstance(outcome, Note):
+        return 200, _noted(outcome), {}
+    return 202, _started(outcome), {}
+
+
+def _results(outcomes: list[BackupStarted | Note | PredeployError]) -> Reply:
+    """Every record's outcome; non-2xx (the first curable failure's status) only when a
+    redelivery can succeed, since a queue redelivers whatever is not acknowledged."""
+    results: list[dict[str, Any]] = []
+    status, waits = 200, []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, BackupStarted):
+            results.append({"record": index, "status": "started", **_started(outcome)})
+        elif isinstance(outcome, Note):
+            results.append({"record": index, **_noted(outcome)})
+        else:
+            code, body, headers = _error(outcome)
+            curable = records.curable_by_retry(outcome)
+            results.append(
+                {"record": index, "status": "failed", "http_status": code, "retry": curable} | body
+            )
+            if curable:
+                status = code if status == 200 else status
+                waits.append(int(headers.get("Retry-After", "5")))
+    return status, {"results": results}, {"Retry-After": str(max(waits))} if waits else {}
+
+
+def _noted(note: Note) -> dict[str, Any]:
+    _log.info(note.message, extra={"fields": {"outcome": note.status}})
+    return {"status": note.status, "message": note.message}
 
 
 def _started(outcome: BackupStarted) -> dict[str, Any]:
