@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -145,7 +146,7 @@ def _results(outcomes: list[BackupStarted | Note | PredeployError]) -> Reply:
             )
             if curable:
                 status = code if status == 200 else status
-                waits.append(int(headers.get("Retry-After", "5")))
+                waits.append(math.ceil(float(headers.get("Retry-After", "30"))))
     return status, {"results": results}, {"Retry-After": str(max(waits))} if waits else {}
 
 
