@@ -4,7 +4,7 @@ A source is a module with ``NAME``, ``LABEL``, ``matches``, ``verify`` and ``par
 ``EventSource``): it knows its sender's wire format and how that sender proves who it is,
 and nothing about what we do with the event. ``parse`` turns one request into a
 ``Delivery``: its records in order, each a ``Trigger`` to act on, a ``Note`` (nothing to do,
-and why) or the ``PredeployError`` that refused that one record of a batch.
+and why) or the ``PredeployError`` that refused that one record.
 """
 
 from __future__ import annotations

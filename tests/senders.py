@@ -161,6 +161,11 @@ def smn_endpoint(key: SigningKey | None = None) -> Iterator[SmnEndpoint]:
             endpoint.requests.append(self.path)
             if self.path == endpoint.cert_path:
                 self._answer(200, endpoint.key.pem, "application/x-pem-file")
+            elif self.path == "/smn/moved.pem":
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:9/smn/elsewhere.pem")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
             elif self.path.startswith("/smn/subscription/confirm"):
                 self._answer(200, b'{"request_id": "a1b2c3"}', "application/json")
             else:

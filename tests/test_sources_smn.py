@@ -263,6 +263,16 @@ def test_missing_certificate_is_refused(
     assert emu.requests() == []
 
 
+def test_redirects_are_not_followed(client: FlaskClient, emu: Emulator, smn: SmnEndpoint) -> None:
+    response = post(
+        client, smn.message(message=event(), signing_cert_url=smn.url + "/smn/moved.pem")
+    )
+    assert response.status_code == 401
+    assert "SMN answered 302" in response.get_json()["message"]
+    assert smn.requests == ["/smn/moved.pem"]
+    assert emu.requests() == []
+
+
 def test_unreachable_smn_is_503(
     env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator, smn: SmnEndpoint
 ) -> None:
