@@ -1,13 +1,17 @@
 """Entry points of the function; they wire events → handlers → clients and map errors to statuses.
 
-``webhook`` (HTTP): ``functions-framework --target=webhook``; ``GET /healthz`` and ``/readyz``
-answer probes (health.py). Nothing else lives here but the wiring, the one outcome log line per
-event (logs.EventLog) and the one table from failures to HTTP statuses.
+``webhook`` (HTTP, internet-facing): ``functions-framework --target=webhook``.
+``event`` (queue deliveries: CloudEvents, Pub/Sub push, FunctionGraph triggers on ``/invoke``):
+``functions-framework --target=event``. Both are plain HTTP functions, so a malformed delivery
+gets our JSON error, never a page that echoes the request; both answer ``GET /healthz`` and
+``/readyz`` (health.py). Nothing else lives here but the wiring, the outcome log lines
+(logs.EventLog), the one table from failures to HTTP statuses, and the shape of the answers.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from typing import Any
 
@@ -36,12 +40,13 @@ from errors import (
     UpstreamUnavailableError,
 )
 from events import generic
-from handlers import pre_deploy
+from events.base import Note
+from handlers import records
 from handlers import status as handlers_status
 from handlers.pre_deploy import BackupOutcome, Services
 from health import Answer
 
-__all__ = ["webhook"]
+__all__ = ["event", "webhook"]
 
 _lock = threading.Lock()
 _settings: Settings | None = None
@@ -53,19 +58,29 @@ logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
 @functions_framework.http
 def webhook(request: flask.Request) -> flask.Response:
     """Pipelines' webhooks: a signed pre-deploy event in, ``202 {job_id, backup}`` out."""
+    return _respond(request, events.WEBHOOK, "webhook")
+
+
+@functions_framework.http
+def event(request: flask.Request) -> flask.Response:
+    """Queue deliveries: ``{"results": [...]}``, non-2xx only when a retry can help."""
+    return _respond(request, events.EVENT, "event")
+
+
+def _respond(request: flask.Request, entry: events.Entry, name: str) -> flask.Response:
     if request.method in ("GET", "HEAD"):
         probe = health.probe(request.path, _get_settings)
         if probe is not None:
             return _response(probe)
-    with logs.EventLog(dict(request.headers.items()), entry_point="webhook") as event_log:
-        answer = _answer(request, event_log)
+    with logs.EventLog(dict(request.headers.items()), entry_point=name) as event_log:
+        answer = _answer(request, entry, event_log)
     return _response(answer)
 
 
-def _answer(request: flask.Request, event_log: logs.EventLog) -> Answer:
-    """Serve one event; every failure becomes its status and one outcome line."""
+def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLog) -> Answer:
+    """Serve one request; every failure becomes its status and one outcome line."""
     try:
-        return _serve(request, event_log)
+        return _serve(request, entry, event_log)
     except PredeployError as exc:
         status, body, headers = _error(exc)
         event_log.failed(body["error"], status, exc.message, error_code=body.get("error_code"))
@@ -84,11 +99,15 @@ def _response(answer: Answer) -> flask.Response:
     )
 
 
-def _serve(request: flask.Request, event_log: logs.EventLog) -> Answer:
-    if request.method == "GET":
+def _serve(request: flask.Request, entry: events.Entry, event_log: logs.EventLog) -> Answer:
+    if entry.queue and request.path.rstrip("/") == "/init":
+        _get_services()  # FunctionGraph's initializer: a broken setting shows here
+        return 200, {"status": "ready"}, {}
+    if request.method == "GET" and not entry.queue:
         return _serve_status(request)
     if request.method != "POST":
-        return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": "GET, POST"}
+        allow = "POST" if entry.queue else "GET, POST"
+        return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": allow}
     settings = _get_settings()
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -98,28 +117,83 @@ def _serve(request: flask.Request, event_log: logs.EventLog) -> Answer:
         raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
     headers = {name.lower(): value for name, value in request.headers.items()}
 
-    source = events.detect(headers)
+    envelope = entry.envelope(headers, body)
+    if envelope is None:
+        return _deliver(entry, headers, body, settings, event_log)
+    try:  # a wrapped HTTP request (FunctionGraph APIG): served like webhook, answered wrapped
+        inner_headers, inner_body = envelope.open(headers, body)
+        reply = _deliver(events.WEBHOOK, inner_headers, inner_body, settings, event_log)
+    except PredeployError as exc:
+        reply = _error(exc)
+        event_log.failed(reply[1]["error"], reply[0], exc.message)
+    return envelope.seal(*reply)
+
+
+def _deliver(
+    entry: events.Entry,
+    headers: dict[str, str],
+    body: bytes,
+    settings: Settings,
+    event_log: logs.EventLog,
+) -> Answer:
+    source = entry.detect(headers, body)
     event_log.note(source=source.NAME)
-    source.verify(headers, body, settings)
-    triggers = source.parse(headers, body, settings)
-    services = _get_services()
-    answers = []
-    for trigger in triggers:
-        event_log.note(trigger_id=trigger.trigger_id, instance_id=trigger.instance_id)
-        outcome = pre_deploy.handle(trigger, services)
-        answer = _outcome(outcome)
-        started = outcome.callbacks.get("backup.started")
-        event_log.handled(
-            _outcome_name(outcome),
-            answer[0],
-            backup_id=outcome.backup.id,
-            job_id=outcome.job_id,
-            callback=None if started is None else started.delivered,
-        )
-        answers.append(answer)
-    if len(answers) == 1:
-        return answers[0]
-    return max(status for status, _, _ in answers), {"results": [b for _, b, _ in answers]}, {}
+    delivery = events.receive(entry, headers, body, settings, source)
+    outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
+    if entry.queue or delivery.batch or len(outcomes) != 1:
+        return _results(outcomes, event_log)
+    outcome = outcomes[0]
+    if isinstance(outcome, PredeployError):
+        raise outcome
+    if isinstance(outcome, Note):
+        event_log.handled(outcome.status, 200)
+        return 200, _noted(outcome), {}
+    answer = _outcome(outcome)
+    _log_outcome(event_log, outcome, answer[0])
+    return answer
+
+
+def _results(outcomes: list[records.Outcome], event_log: logs.EventLog) -> Answer:
+    """Every record's outcome; non-2xx (the first curable failure's status) only when a
+    redelivery can succeed, since a queue redelivers whatever is not acknowledged."""
+    results: list[dict[str, Any]] = []
+    status, waits = 200, []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, BackupOutcome):
+            code, body, _ = _outcome(outcome)
+            _log_outcome(event_log, outcome, code)
+            kind = "started" if outcome.created else "exists"
+            results.append({"record": index, "status": kind, "http_status": code} | body)
+        elif isinstance(outcome, Note):
+            event_log.handled(outcome.status, 200)
+            results.append({"record": index, **_noted(outcome)})
+        else:
+            code, body, headers = _error(outcome)
+            curable = records.curable_by_retry(outcome)
+            event_log.failed(body["error"], code, outcome.message, record=index, retry=curable)
+            results.append(
+                {"record": index, "status": "failed", "http_status": code, "retry": curable} | body
+            )
+            if curable:
+                status = code if status == 200 else status
+                waits.append(math.ceil(float(headers.get("Retry-After", "30"))))
+    return status, {"results": results}, {"Retry-After": str(max(waits))} if waits else {}
+
+
+def _noted(note: Note) -> dict[str, Any]:
+    return {"status": note.status, "message": note.message}
+
+
+def _log_outcome(event_log: logs.EventLog, outcome: BackupOutcome, status: int) -> None:
+    started = outcome.callbacks.get("backup.started")
+    event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
+    event_log.handled(
+        _outcome_name(outcome),
+        status,
+        backup_id=outcome.backup.id,
+        job_id=outcome.job_id,
+        callback=None if started is None else started.delivered,
+    )
 
 
 _STATUS_PATHS = {"backups": handlers_status.backup_status, "jobs": handlers_status.job_status}

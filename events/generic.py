@@ -2,13 +2,16 @@
 
 Senders that cannot sign may send ``Authorization: Bearer <WEBHOOK_TOKEN>`` instead. With
 neither secret configured, every event is refused: never accepted unsigned.
+
+The same event is the payload that queue sources carry (CloudEvents data, a Pub/Sub or SMN
+message, a Kafka record, a timer's user event): ``wrapped_trigger`` reads it from there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from standardwebhooks import Webhook
@@ -16,12 +19,31 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from config import Settings
 from errors import InvalidEventError, UnauthorizedError
-from events.base import Headers, field_errors, json_object, require_json
+from events.base import (
+    Delivery,
+    Headers,
+    field_errors,
+    json_object,
+    media_type,
+    require_json,
+    single,
+    validate,
+)
 from models import BackupDescription, BackupName, InstanceId, Trigger
 
-__all__ = ["NAME", "GenericEventModel", "matches", "parse", "verify"]
+__all__ = [
+    "LABEL",
+    "NAME",
+    "GenericEventModel",
+    "matches",
+    "parse",
+    "verify",
+    "verify_standard_webhooks",
+    "wrapped_trigger",
+]
 
 NAME = "generic"
+LABEL = "the generic pre-deploy event (Content-Type: application/json)"
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
@@ -39,9 +61,15 @@ class GenericEventModel(BaseModel):
     wait: bool | None = None
 
 
-def matches(headers: Headers) -> bool:
-    """The fallback source: any request no more specific source claims."""
-    return True
+def matches(headers: Headers, body: bytes) -> bool:
+    """The fallback: JSON, or anything that tries to authenticate the way this source does."""
+    found = media_type(headers)
+    return (
+        found == "application/json"
+        or found.endswith("+json")
+        or "authorization" in headers
+        or any(name in headers for name in _SIGNATURE_HEADERS)
+    )
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
@@ -54,7 +82,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
         )
     signed = any(name in headers for name in _SIGNATURE_HEADERS)
     if signed and secret is not None:
-        _verify_signature(headers, body, secret.get_secret_value())
+        verify_standard_webhooks(headers, body, secret.get_secret_value())
         return
     bearer = _bearer(headers)
     if bearer is not None and token is not None:
@@ -76,7 +104,8 @@ def _bearer(headers: Headers) -> str | None:
     return credentials.strip()
 
 
-def _verify_signature(headers: Headers, body: bytes, secret: str) -> None:
+def verify_standard_webhooks(headers: Headers, body: bytes, secret: str) -> None:
+    """``webhook-id``/``-timestamp``/``-signature`` over the raw bytes; 5 minutes of tolerance."""
     missing = [name for name in _SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise UnauthorizedError("missing signature header(s): " + ", ".join(missing))
@@ -104,7 +133,7 @@ def _signature_problem(library_message: str) -> str:
     return "the webhook signature does not match the body"
 
 
-def parse(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
+def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     """One trigger; its key is the event's ``id``, else the delivery's id, else the body's hash."""
     require_json(headers)
     document = json_object(body)
@@ -115,15 +144,40 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
     trigger_id = (
         event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
     )
-    return [
-        Trigger(
-            source=NAME,
-            key=f"{NAME}:{trigger_id}",
-            trigger_id=trigger_id,
-            instance_id=event.instance_id,
-            name=event.name,
-            description=event.description,
-            callback_url=event.callback_url or settings.callback_url,
-            wait=event.wait,
-        )
-    ]
+    return single(_trigger(event, NAME, f"{NAME}:{trigger_id}", trigger_id, settings))
+
+
+def wrapped_trigger(
+    payload: bytes | str | dict[str, Any],
+    *,
+    source: str,
+    key: str,
+    field: str,
+    settings: Settings,
+    fallback_id: str | None = None,
+) -> Trigger:
+    """The generic event another sender carries at ``field`` (named in errors).
+
+    ``key`` is the transport's id for the message (a redelivery carries the same one); the
+    trigger's key is ``source:key``. The trigger id reported back is the event's own ``id``
+    when it has one, else ``fallback_id``, else ``key``.
+    """
+    document = payload if isinstance(payload, dict) else json_object(payload, field)
+    event = validate(GenericEventModel, document, "pre-deploy event", prefix=f"{field}.")
+    trigger_id = event.id or fallback_id or key
+    return _trigger(event, source, f"{source}:{key}", trigger_id, settings)
+
+
+def _trigger(
+    event: GenericEventModel, source: str, key: str, trigger_id: str, settings: Settings
+) -> Trigger:
+    return Trigger(
+        source=source,
+        key=key,
+        trigger_id=trigger_id,
+        instance_id=event.instance_id,
+        name=event.name,
+        description=event.description,
+        callback_url=event.callback_url or settings.callback_url,
+        wait=event.wait,
+    )
