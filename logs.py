@@ -16,7 +16,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["JsonFormatter", "RedactingFilter", "configure", "correlation_id"]
+__all__ = [
+    "JsonFormatter",
+    "RedactingFilter",
+    "RedactingFormatter",
+    "configure",
+    "correlation_id",
+    "redact",
+]
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
@@ -69,6 +76,26 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (as written, and as JSON escapes it) made ``[redacted]``."""
+    forms = {form for s in secrets for form in (s, json.dumps(s)[1:-1]) if len(form) >= 4}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "[redacted]")
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the finished line, so no part of it (correlation id included) carries a secret."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self._inner.format(record), self._secrets)
+
+
 def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logger:
     """Set up the ``predeploy`` logger once per process (idempotent)."""
     logger = logging.getLogger(_LOGGER)
@@ -77,7 +104,8 @@ def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> logging.Logge
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    secrets = tuple(secrets)
+    handler.setFormatter(RedactingFormatter(JsonFormatter(), secrets))
     handler.addFilter(RedactingFilter(secrets))
     logger.addHandler(handler)
     return logger

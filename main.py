@@ -32,6 +32,7 @@ from errors import (
     UnsupportedMediaError,
     UpstreamUnavailableError,
 )
+from events.base import check_batch
 from handlers import pre_deploy
 from handlers.pre_deploy import BackupStarted, Services
 
@@ -66,7 +67,7 @@ def webhook(request: flask.Request) -> flask.Response:
         logs.correlation_id.reset(token)
     _log.debug("answered", extra={"fields": {"status": status, "ms": _ms(started)}})
     return flask.Response(
-        json.dumps(body), status=status, headers=headers, mimetype="application/json"
+        _redacted(json.dumps(body)), status=status, headers=headers, mimetype="application/json"
     )
 
 
@@ -85,6 +86,7 @@ def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]
     source = events.detect(headers)
     source.verify(headers, body, settings)
     triggers = source.parse(headers, body, settings)
+    check_batch(triggers, settings)
     services = _get_services()
     results = [pre_deploy.handle(trigger, services) for trigger in triggers]
     if len(results) == 1:
@@ -208,6 +210,11 @@ def _correlation_id(request: flask.Request) -> str | None:
         if value:
             return value[:128]
     return None
+
+
+def _redacted(text: str) -> str:
+    """Belt and braces: no configured secret leaves in a response, whatever put it there."""
+    return logs.redact(text, _settings.secret_values()) if _settings is not None else text
 
 
 def _ms(started: float) -> float:
