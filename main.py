@@ -66,9 +66,15 @@ def webhook(request: flask.Request) -> flask.Response:
     finally:
         logs.correlation_id.reset(token)
     _log.debug("answered", extra={"fields": {"status": status, "ms": _ms(started)}})
-    return flask.Response(
-        _redacted(json.dumps(body)), status=status, headers=headers, mimetype="application/json"
-    )
+    payload = _redacted(json.dumps(body))
+    if status == 413:
+        # functions-framework reads whatever is left of the request after a response that is
+        # not streamed; for a body over the limit that would undo the limit. Streamed, it
+        # leaves the rest unread (the server drops the connection).
+        return flask.Response(
+            iter([payload]), status=status, headers=headers, mimetype="application/json"
+        )
+    return flask.Response(payload, status=status, headers=headers, mimetype="application/json")
 
 
 def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -78,7 +84,12 @@ def _serve(request: flask.Request) -> tuple[int, dict[str, Any], dict[str, str]]
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
-    body = request.stream.read(limit + 1)
+    try:
+        body = request.stream.read(limit + 1)
+    except Exception:  # the server's own errors: malformed chunks, an aborted upload
+        raise InvalidEventError(
+            "the body could not be read (malformed chunked encoding or an interrupted upload)"
+        ) from None
     if len(body) > limit:
         raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
     headers = {name.lower(): value for name, value in request.headers.items()}

@@ -248,3 +248,40 @@ def test_batch_limit_applies_to_a_single_event_too(env: pytest.MonkeyPatch, emu:
     env.setenv("MAX_INSTANCES_PER_EVENT", "1")
     response = post_signed(make_client(), event())
     assert response.status_code == 202, answer(response)
+
+
+class Upload(io.RawIOBase):
+    """A request body of ``size`` bytes that counts how much of it anyone reads."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.read_total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = b" " * count
+        self.left -= count
+        self.read_total += count
+        return count
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_oversized_body_is_not_read_after_the_answer(
+    env: pytest.MonkeyPatch, emu: Emulator, announced: bool
+) -> None:
+    """functions-framework drains the request after a response; not after a 413."""
+    env.setenv("MAX_BODY_BYTES", "1000")
+    upload = Upload(50 * 1024 * 1024)
+    environ: dict[str, Any] = {"wsgi.input": io.BufferedReader(upload, buffer_size=1024)}
+    if announced:
+        environ["CONTENT_LENGTH"] = str(50 * 1024 * 1024)
+    else:
+        environ["wsgi.input_terminated"] = True
+    response = make_client().post(
+        "/", headers={"Content-Type": "application/json"}, environ_overrides=environ
+    )
+    assert response.status_code == 413
+    assert upload.read_total <= 1000 + 1024  # the limit, plus one buffer at most
