@@ -291,7 +291,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
                 failure = exc
                 continue
             return stream if deadline is None else _DeadlineStream(stream, deadline)
-        assert failure is not None  # nosec B101 - addresses is never empty here
+        # B101: addresses is never empty here
+        assert failure is not None  # nosec B101
         raise failure
 
     def connect_unix_socket(

@@ -146,7 +146,8 @@ def token_body(token: Token, identity: Identity, base_url: str, *, catalog: bool
             "id": identity.user_id,
             "name": identity.user_name,
             "domain": dict(domain),
-            "password_expires_at": "",
+            # B105: an empty timestamp field, not a password
+            "password_expires_at": "",  # nosec B105
         },
         "roles": [{"id": _stable_id("role", "te_admin"), "name": "te_admin"}],
     }

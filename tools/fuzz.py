@@ -528,7 +528,8 @@ class Fuzzer:
             for target in entry_points()
         }
         self.generator = Generator(
-            random.Random(seed),  # noqa: S311 # nosec B311 - reproducible test input, not crypto
+            # B311: reproducible test input, not crypto
+            random.Random(seed),  # noqa: S311 # nosec B311
             self.secrets,
             self.receiver.url + "/hook",
             self.body_limit,
