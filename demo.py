@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 from standardwebhooks import Webhook
 
+from emulator.config import EmulatorConfig
 from emulator.receiver import CallbackReceiver
 
 ROOT = Path(__file__).resolve().parent
@@ -52,8 +53,7 @@ def main() -> int:
             "OS_AUTH_URL": f"{api_url}/v3",
             "GAUSSDB_ENDPOINT": api_url,
             "OS_USERNAME": "demo",
-            # B105: the emulator's documented demo password
-            "OS_PASSWORD": "demo-password",  # nosec B105
+            "OS_PASSWORD": EmulatorConfig().password,  # the emulator's documented demo password
             "OS_USER_DOMAIN_NAME": "OTC-EU-DE-00000000001000000001",
             "OS_PROJECT_ID": "619d3e78f61b4be68bc5aa0b59edcf7b",
             "WEBHOOK_SECRET": webhook_secret,
