@@ -2,26 +2,112 @@
 
 The OpenStack names (``OS_*``) are the ones Open Telekom Cloud users already have in their
 openrc. Secrets are ``SecretStr`` so that a stray ``repr`` or log line shows ``**********``.
+
+Every secret can also come from a file (``<NAME>_FILE``, e.g. a mounted Kubernetes secret);
+setting both ``NAME`` and ``NAME_FILE`` is an error rather than a silent precedence rule. The
+inbound secrets and tokens and ``CALLBACK_SECRET`` hold one or several values separated by
+spaces, commas or newlines, for rotation without downtime.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import re
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from errors import ConfigurationError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["SECRET_FILE_FIELDS", "Settings", "load_settings", "split_values"]
 
 CommaList = Annotated[list[str], NoDecode]
 
 DEFAULT_EVENT_TYPES = ("*pre-deploy", "*predeploy", "dev.knative.kafka.event")
 """CloudEvents types accepted unless ``EVENT_TYPES`` says otherwise (``*`` matches anything)."""
+#: The secrets that may be read from ``<NAME>_FILE`` instead of ``<NAME>``.
+SECRET_FILE_FIELDS = (
+    "os_password",
+    "os_secret_key",
+    "os_security_token",
+    "webhook_secret",
+    "webhook_token",
+    "github_webhook_secret",
+    "gitlab_webhook_token",
+    "gitlab_webhook_signing_token",
+    "callback_secret",
+)
+#: The secrets that may hold several values at once (rotation); passwords and keys may not.
+_ROTATING_FIELDS = (
+    "webhook_secret",
+    "webhook_token",
+    "github_webhook_secret",
+    "gitlab_webhook_token",
+    "gitlab_webhook_signing_token",
+    "callback_secret",
+)
+_SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def split_values(text: str) -> list[str]:
+    """Several values in one setting: separated by spaces, commas or newlines."""
+    return [part for part in re.split(r"[\s,]+", text) if part]
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """``<NAME>_FILE``: the secret is the file's content, surrounding whitespace stripped."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads all files at once
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for field_name in SECRET_FILE_FIELDS:
+            variable = field_name.upper()
+            path = environ.get(f"{variable}_FILE", "").strip()
+            if not path:
+                continue
+            if environ.get(variable, "").strip():
+                raise ConfigurationError(
+                    f"invalid configuration: set {variable} or {variable}_FILE, not both"
+                )
+            values[field_name] = _read_secret_file(f"{variable}_FILE", Path(path))
+        return values
+
+
+def _read_secret_file(variable: str, path: Path) -> str:
+    try:
+        with path.open("rb") as file:
+            data = file.read(_SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigurationError(
+            f"invalid configuration: {variable}: cannot read {str(path)!r} ({reason})"
+        ) from None
+    if len(data) > _SECRET_FILE_MAX_BYTES:
+        raise ConfigurationError(
+            f"invalid configuration: {variable}: the file is larger than 64 KiB"
+        )
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"invalid configuration: {variable}: the file is not UTF-8 text"
+        ) from None
+    if not text:
+        raise ConfigurationError(f"invalid configuration: {variable}: the file is empty")
+    return text
 
 
 class Settings(BaseSettings):
@@ -52,6 +138,9 @@ class Settings(BaseSettings):
     gitlab_webhook_token: SecretStr | None = None
     gitlab_webhook_signing_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    max_json_depth: int = Field(default=32, ge=2, le=512)
+    max_records_per_event: int = Field(default=100, gt=0)
+    max_instances_per_event: int = Field(default=10, gt=0)
 
     # retries, idempotency and waiting
     deadline_seconds: float = Field(default=9.0, gt=0, le=3600)
@@ -78,37 +167,84 @@ class Settings(BaseSettings):
     # logging
     log_level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings)
+
+    @field_validator(*SECRET_FILE_FIELDS)
+    @classmethod
+    def _blank_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
     @field_validator("webhook_secret", "callback_secret", "gitlab_webhook_signing_token")
     @classmethod
     def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        text = value.get_secret_value().removeprefix("whsec_")
-        try:
-            key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except ValueError:
-            key = b""
-        if len(key) < 16:
-            raise ValueError(
-                "must be a Standard Webhooks secret: whsec_ followed by the base64 of at least "
-                "16 random bytes (e.g. 'whsec_' + output of: openssl rand -base64 32)"
-            )
+        for part in split_values(value.get_secret_value()):
+            text = part.removeprefix("whsec_")
+            try:
+                key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+            except ValueError:
+                key = b""
+            if len(key) < 16:
+                raise ValueError(
+                    "must be a Standard Webhooks secret: whsec_ followed by the base64 of at "
+                    "least 16 random bytes (e.g. 'whsec_' + output of: openssl rand -base64 32); "
+                    "several are separated by spaces or commas"
+                )
         return value
 
+    # -- the values of rotating secrets, one per configured value -------------------------
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return _values(self.webhook_secret)
+
+    @property
+    def webhook_tokens(self) -> list[str]:
+        return _values(self.webhook_token)
+
+    @property
+    def github_webhook_secrets(self) -> list[str]:
+        return _values(self.github_webhook_secret)
+
+    @property
+    def gitlab_webhook_tokens(self) -> list[str]:
+        return _values(self.gitlab_webhook_token)
+
+    @property
+    def gitlab_webhook_signing_tokens(self) -> list[str]:
+        return _values(self.gitlab_webhook_signing_token)
+
+    @property
+    def callback_secrets(self) -> list[str]:
+        return _values(self.callback_secret)
+
     def secret_values(self) -> list[str]:
-        """Every configured secret, for the log filter that keeps them out of log lines."""
-        candidates = (
-            self.os_password,
-            self.os_secret_key,
-            self.os_security_token,
-            self.webhook_secret,
-            self.webhook_token,
-            self.github_webhook_secret,
-            self.gitlab_webhook_token,
-            self.gitlab_webhook_signing_token,
-            self.callback_secret,
-        )
-        return [c.get_secret_value() for c in candidates if c is not None]
+        """Every configured secret in every form it may take in text, for redaction.
+
+        Each value of a rotating list on its own, and a Standard Webhooks secret also without
+        its ``whsec_`` prefix (the part that is the key).
+        """
+        found: set[str] = set()
+        for field_name in SECRET_FILE_FIELDS:
+            value: SecretStr | None = getattr(self, field_name)
+            if value is None:
+                continue
+            text = value.get_secret_value()
+            found.add(text)
+            if field_name in _ROTATING_FIELDS:
+                for part in split_values(text):
+                    found.update({part, part.removeprefix("whsec_")})
+        return sorted(found, key=len, reverse=True)
 
     @field_validator(
         "callback_allowed_hosts",
@@ -177,6 +313,10 @@ class Settings(BaseSettings):
         """SMN endpoint of the region; certificate and confirmation URLs must be on its host."""
         url = self.smn_endpoint or f"https://smn.{self.os_region_name}.otc.t-systems.com"
         return url.rstrip("/")
+
+
+def _values(value: SecretStr | None) -> list[str]:
+    return split_values(value.get_secret_value()) if value is not None else []
 
 
 def load_settings() -> Settings:

@@ -36,8 +36,10 @@ __all__ = [
     "EventLog",
     "JsonFormatter",
     "RedactingFilter",
+    "RedactingFormatter",
     "configure",
     "correlation_id",
+    "redact",
     "request_ids",
     "trace_id",
 ]
@@ -120,6 +122,26 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (as written, and as JSON escapes it) made ``[redacted]``."""
+    forms = {form for s in secrets for form in (s, json.dumps(s)[1:-1]) if len(form) >= 4}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "[redacted]")
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the finished line, so no part of it (correlation id included) carries a secret."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self._inner.format(record), self._secrets)
+
+
 def configure(level: str | None = None, secrets: Iterable[str] = ()) -> logging.Logger:
     """Set up the ``predeploy`` logger (idempotent); ``level`` defaults to ``LOG_LEVEL``.
 
@@ -132,7 +154,8 @@ def configure(level: str | None = None, secrets: Iterable[str] = ()) -> logging.
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = _CurrentStderrHandler()
-    handler.setFormatter(JsonFormatter())
+    secrets = tuple(secrets)
+    handler.setFormatter(RedactingFormatter(JsonFormatter(), secrets))
     handler.addFilter(RedactingFilter(secrets))
     logger.addHandler(handler)
     # logging.config.dictConfig (run by functions-framework for LOG_EXECUTION_ID) disables

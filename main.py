@@ -40,7 +40,7 @@ from errors import (
     UpstreamUnavailableError,
 )
 from events import generic
-from events.base import Note
+from events.base import Note, check_batch
 from handlers import records
 from handlers import status as handlers_status
 from handlers.pre_deploy import BackupOutcome, Services
@@ -94,9 +94,15 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
 
 def _response(answer: Answer) -> flask.Response:
     status, body, headers = answer
-    return flask.Response(
-        json.dumps(body), status=status, headers=headers, mimetype="application/json"
-    )
+    payload = _redacted(json.dumps(body))
+    if status == 413:
+        # functions-framework reads whatever is left of the request after a response that is
+        # not streamed; for a body over the limit that would undo the limit. Streamed, it
+        # leaves the rest unread (the server drops the connection).
+        return flask.Response(
+            iter([payload]), status=status, headers=headers, mimetype="application/json"
+        )
+    return flask.Response(payload, status=status, headers=headers, mimetype="application/json")
 
 
 def _serve(request: flask.Request, entry: events.Entry, event_log: logs.EventLog) -> Answer:
@@ -112,7 +118,12 @@ def _serve(request: flask.Request, entry: events.Entry, event_log: logs.EventLog
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
-    body = request.stream.read(limit + 1)
+    try:
+        body = request.stream.read(limit + 1)
+    except Exception:  # the server's own errors: malformed chunks, an aborted upload
+        raise InvalidEventError(
+            "the body could not be read (malformed chunked encoding or an interrupted upload)"
+        ) from None
     if len(body) > limit:
         raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
     headers = {name.lower(): value for name, value in request.headers.items()}
@@ -139,6 +150,7 @@ def _deliver(
     source = entry.detect(headers, body)
     event_log.note(source=source.NAME)
     delivery = events.receive(entry, headers, body, settings, source)
+    check_batch(delivery.records, settings)
     outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
     if entry.queue or delivery.batch or len(outcomes) != 1:
         return _results(outcomes, event_log)
@@ -339,3 +351,8 @@ def _get_services() -> Services:
 
 def _secret(value: Any) -> str | None:
     return None if value is None else str(value.get_secret_value())
+
+
+def _redacted(text: str) -> str:
+    """Belt and braces: no configured secret leaves in a response, whatever put it there."""
+    return logs.redact(text, _settings.secret_values()) if _settings is not None else text

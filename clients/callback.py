@@ -1,23 +1,29 @@
 """Signed callbacks: tell the pipeline the job ID at the URL it chose.
 
-Every callback is signed per Standard Webhooks with ``CALLBACK_SECRET`` (never sent unsigned),
-its ``webhook-id`` is derived from the trigger so that retries and redeliveries carry the same
-one (receivers dedupe on it), and redirects are not followed. The URL policy here is the first
-line of SSRF defence: https only, unless the host is listed in ``CALLBACK_ALLOWED_HOSTS``.
+Every callback is signed per Standard Webhooks with ``CALLBACK_SECRET`` (never sent unsigned;
+with several secrets configured, for rotation, it carries one signature per secret, space
+separated as the standard allows, so a receiver holding either secret verifies it). Its
+``webhook-id`` is derived from the trigger so that retries and redeliveries carry the same one
+(receivers dedupe on it). The URL goes through the SSRF guard (``clients/ssrf.py``) twice: in
+``refusal`` before any backup is made, and again at connect time, where the connection is
+pinned to the address just checked. Redirects are not followed; the receiver's body is never
+read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks import Webhook
+
+from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard
 
 __all__ = ["CallbackDelivery", "CallbackSender"]
 
@@ -39,43 +45,38 @@ class CallbackSender:
     def __init__(
         self,
         *,
-        secret: str | None,
+        secret: str | Sequence[str] | None,
         allowed_hosts: Sequence[str] = (),
         timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
-        self._webhook = Webhook(secret) if secret else None
-        self._allowed_hosts = frozenset(host.lower() for host in allowed_hosts)
+        """``secret``: one ``whsec_`` secret, several separated by spaces or commas, or a list.
+
+        ``transport`` replaces the guarded transport (tests only); ``resolver`` replaces DNS.
+        """
+        secrets = re.split(r"[\s,]+", secret.strip()) if isinstance(secret, str) else secret or []
+        self._webhooks = [Webhook(value) for value in secrets if value]
+        self._guard = SsrfGuard(allowed_hosts=allowed_hosts, resolver=resolver)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,
-            transport=transport,
+            trust_env=False,
+            transport=transport or self._guard.transport(connection_seconds=timeout),
             headers={"User-Agent": "predeploy-backup/0.1"},
         )
 
     @property
     def can_sign(self) -> bool:
-        return self._webhook is not None
+        return bool(self._webhooks)
 
     def refusal(self, url: str) -> str | None:
-        """Why ``url`` may not be called back, or ``None`` when it may."""
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-            parts.port  # noqa: B018 - raises ValueError on a malformed port
-        except ValueError:
-            return "must be a valid absolute URL"
-        if parts.scheme not in ("https", "http") or not host:
-            return "must be an absolute https:// URL"
-        if parts.username is not None or parts.password is not None:
-            return "must not contain user information (user:password@)"
-        if parts.scheme == "http" and host not in self._allowed_hosts:
-            return "must use https (http is allowed only for hosts in CALLBACK_ALLOWED_HOSTS)"
-        return None
+        """Why ``url`` may not be called back, or ``None`` when it may (resolves the host)."""
+        return self._guard.refusal(url)
 
     def send(self, url: str, *, message_id: str, payload: Mapping[str, Any]) -> CallbackDelivery:
         """POST the signed payload once; report the outcome instead of raising."""
-        if self._webhook is None:
+        if not self._webhooks:
             return CallbackDelivery(delivered=False, error="CALLBACK_SECRET is not set")
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
         now = datetime.now(tz=UTC)
@@ -83,23 +84,28 @@ class CallbackSender:
             "Content-Type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": self._webhook.sign(message_id, now, body),
+            "webhook-signature": " ".join(w.sign(message_id, now, body) for w in self._webhooks),
         }
         try:
-            response = self._http.post(url, content=body.encode(), headers=headers)
+            # Streamed and closed unread: the receiver's body is neither needed nor trusted.
+            with self._http.stream("POST", url, content=body.encode(), headers=headers) as answer:
+                status = answer.status_code
+        except AddressRefusedError as exc:
+            return CallbackDelivery(
+                delivered=False,
+                error=f"the callback host now resolves to a {exc.reason} address; not sent",
+            )
         except httpx.TimeoutException:
             return CallbackDelivery(delivered=False, error="the callback receiver timed out")
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             return CallbackDelivery(
                 delivered=False,
                 error=f"the callback receiver is unreachable ({type(exc).__name__})",
             )
-        if response.is_success:
-            return CallbackDelivery(delivered=True, status=response.status_code)
+        if 200 <= status < 300:
+            return CallbackDelivery(delivered=True, status=status)
         return CallbackDelivery(
-            delivered=False,
-            status=response.status_code,
-            error=f"the callback receiver answered {response.status_code}",
+            delivered=False, status=status, error=f"the callback receiver answered {status}"
         )
 
     def close(self) -> None:

@@ -166,7 +166,8 @@ class TaurusDBClient:
                         f"{name} is not set (needed for AK/SK request signing)" for name in missing
                     )
                 )
-            assert settings.os_access_key and secret_key and settings.os_project_id
+            # B101: narrows types; checked above
+            assert settings.os_access_key and secret_key and settings.os_project_id  # nosec B101
             aksk = AkSkAuth(
                 access_key=settings.os_access_key,
                 secret_key=secret_key,
@@ -196,7 +197,8 @@ class TaurusDBClient:
                     for name in missing
                 )
             )
-        assert settings.os_username and password and settings.os_user_domain_name
+        # B101: narrows types; checked above
+        assert settings.os_username and password and settings.os_user_domain_name  # nosec B101
         token_auth = TokenAuth(
             auth_url=settings.auth_url,
             username=settings.os_username,

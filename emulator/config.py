@@ -23,6 +23,13 @@ class EmulatorConfig:
     domain_name: str = "OTC-EU-DE-00000000001000000001"
     username: str = "demo"
     password: str = field(default="demo-password", repr=False)
+    #: A permanent AK/SK pair of the user, for SDK-HMAC-SHA256 request signing.
+    access_key: str = "EMULATORACCESSKEY001"
+    secret_key: str = field(default="emulator-secret-key-0123456789abcdefghij", repr=False)
+    #: Temporary AK/SK (as FunctionGraph agencies hand out): only with this security token.
+    temporary_access_key: str = "EMULATORTEMPORARYAK1"
+    temporary_secret_key: str = field(default="emulator-temporary-sk-0123456789abcdef", repr=False)
+    security_token: str = field(default="emulator-security-token-0123456789", repr=False)
     instances: tuple[str, ...] = field(default_factory=_default_instances)
     backup_seconds: float = 2.0
     token_ttl_seconds: float = 86400.0

@@ -13,6 +13,7 @@ from emulator.config import EmulatorConfig
 from emulator.state import State, Token
 
 _IDS = uuid.UUID("5b0e9f5e-2f7e-4d1b-9a49-0c8c1f3b7a11")
+_NEVER = ""  # IAM's "password_expires_at" for a password that does not expire
 
 
 def _stable_id(kind: str, name: str) -> str:
@@ -146,7 +147,7 @@ def token_body(token: Token, identity: Identity, base_url: str, *, catalog: bool
             "id": identity.user_id,
             "name": identity.user_name,
             "domain": dict(domain),
-            "password_expires_at": "",
+            "password_expires_at": _NEVER,
         },
         "roles": [{"id": _stable_id("role", "te_admin"), "name": "te_admin"}],
     }

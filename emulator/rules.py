@@ -73,6 +73,39 @@ TOKEN_INVALID = ErrorSpec(
     401, "APIGW.0301", "Incorrect IAM authentication information: decrypt token fail", "gateway"
 )
 TOKEN_EXPIRED = ErrorSpec(401, "APIGW.0307", "The token must be updated.", "gateway")
+# AK/SK: the documented sub-messages of APIGW.0301; the date and token wording is ours.
+AKSK_SIGNATURE_FAIL = ErrorSpec(
+    401,
+    "APIGW.0301",
+    "Incorrect IAM authentication information: verify aksk signature fail",
+    "gateway",
+)
+AKSK_UNKNOWN = ErrorSpec(
+    401,
+    "APIGW.0301",
+    "Incorrect IAM authentication information: Get secretKey failed, ak not exist",
+    "gateway",
+)
+AKSK_DATE = ErrorSpec(
+    401,
+    "APIGW.0301",
+    "Incorrect IAM authentication information: X-Sdk-Date is missing, "
+    "malformed or more than 15 minutes off the server time",
+    "gateway",
+)
+AKSK_SECURITY_TOKEN = ErrorSpec(
+    401,
+    "APIGW.0301",
+    "Incorrect IAM authentication information: the security token of the "
+    "temporary AK is missing or invalid",
+    "gateway",
+)
+AKSK_PROJECT = ErrorSpec(
+    401,
+    "APIGW.0301",
+    "Incorrect IAM authentication information: the AK has no access to this project",
+    "gateway",
+)
 
 # --- TaurusDB service (DBS.*) ------------------------------------------------------------------
 PARAMETER_ERROR = ErrorSpec(400, "DBS.200001", "Parameter error.")

@@ -72,6 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers=_headers(self),
             body=b"",
             base_url=self._base_url(),
+            raw_path=split.path,
+            raw_query=split.query,
         )
         try:
             body = self._read_body()

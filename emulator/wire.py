@@ -18,6 +18,9 @@ class Request:
     body: bytes
     #: How the client reached us (from the Host header), for links such as the IAM catalog.
     base_url: str
+    #: The path and query as sent (percent-encoded), which AK/SK signatures cover.
+    raw_path: str = ""
+    raw_query: str = ""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -20,7 +20,7 @@ from errors import InvalidEventError
 from events import apig, cloudevents, functiongraph, generic, github, gitlab, pubsub, smn
 from events.base import Delivery, Envelope, EventSource, Headers
 
-__all__ = ["EVENT", "WEBHOOK", "Entry", "receive"]
+__all__ = ["EVENT", "SOURCES", "WEBHOOK", "Entry", "receive"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ EVENT = Entry(
     queue=True,
     envelopes=(apig,),
 )
+
+SOURCES: tuple[EventSource, ...] = tuple(dict.fromkeys(WEBHOOK.sources + EVENT.sources))
+"""Every source of every entry point (for tools that cover them all, such as the fuzzer)."""
 
 
 def receive(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -29,6 +29,7 @@ from errors import (
 from models import InstanceId, Trigger
 
 __all__ = [
+    "DEFAULT_MAX_JSON_DEPTH",
     "Delivery",
     "Envelope",
     "EventSource",
@@ -36,8 +37,11 @@ __all__ = [
     "Note",
     "Record",
     "attempt",
+    "check_batch",
+    "check_count",
     "decode_base64",
     "field_errors",
+    "json_depth",
     "json_document",
     "json_object",
     "json_value",
@@ -48,6 +52,9 @@ __all__ = [
     "unmapped",
     "validate",
 ]
+
+DEFAULT_MAX_JSON_DEPTH = 32
+"""``MAX_JSON_DEPTH``'s default; sources pass ``settings.max_json_depth`` to ``json_object``."""
 
 Headers = Mapping[str, str]
 """Request headers with lower-cased names."""
@@ -177,18 +184,23 @@ def json_value(body: bytes | str) -> Any:
         return None
 
 
-def json_object(body: bytes | str, what: str = "body") -> dict[str, Any]:
+def json_object(
+    body: bytes | str, what: str = "body", max_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> dict[str, Any]:
     """Decode text that must be one JSON object; ``what`` names it in the error."""
-    value = json_document(body, what)
+    value = json_document(body, what, max_depth)
     if not isinstance(value, dict):
         raise _not_json(what, f"must be a JSON object (got {_json_type(value)})")
     return value
 
 
-def json_document(body: bytes | str, what: str = "body") -> Any:
-    """Decode text that must be JSON; ``what`` names it in the error."""
+def json_document(
+    body: bytes | str, what: str = "body", max_depth: int = DEFAULT_MAX_JSON_DEPTH
+) -> Any:
+    """Decode text that must be JSON nested at most ``max_depth`` levels deep."""
+    too_deep = f"is nested more than MAX_JSON_DEPTH ({max_depth}) levels deep"
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except UnicodeDecodeError:
         raise _not_json(what, "is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -196,7 +208,51 @@ def json_document(body: bytes | str, what: str = "body") -> Any:
             what, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise _not_json(what, "is nested too deeply") from None
+        raise _not_json(what, too_deep) from None
+    if json_depth(value) > max_depth:
+        raise _not_json(what, too_deep)
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1).
+
+    Iterative, so that a hostile document cannot exhaust the stack.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_count(field: str, count: int, limit: int, setting: str) -> None:
+    """Refuse a batch larger than its limit, naming the field, the limit and its setting.
+
+    Sources call it as soon as they know a list's length (before parsing its items), e.g.
+    ``check_count("records", len(records), settings.max_records_per_event,
+    "MAX_RECORDS_PER_EVENT")``.
+    """
+    if count > limit:
+        raise InvalidEventError(
+            f"the event has {count} {field}; at most {setting} ({limit}) are accepted",
+            [FieldError(field=field, rule=f"must have at most {limit} items ({setting})")],
+        )
+
+
+def check_batch(records: Sequence[object], settings: Settings) -> None:
+    """The limits every source's result obeys, whatever the source checked itself."""
+    check_count("records", len(records), settings.max_records_per_event, "MAX_RECORDS_PER_EVENT")
+    instances = len({r.instance_id for r in records if isinstance(r, Trigger)})
+    check_count("instances", instances, settings.max_instances_per_event, "MAX_INSTANCES_PER_EVENT")
 
 
 def _not_json(what: str, rule: str) -> InvalidEventError:

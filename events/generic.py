@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,26 +74,31 @@ def matches(headers: Headers, body: bytes) -> bool:
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
-    """Standard Webhooks signature over the raw bytes, or the bearer token; else refuse."""
-    secret = settings.webhook_secret
-    token = settings.webhook_token
-    if secret is None and token is None:
+    """Standard Webhooks signature over the raw bytes, or the bearer token; else refuse.
+
+    Several configured secrets or tokens (rotation) are all accepted.
+    """
+    secrets = settings.webhook_secrets
+    tokens = settings.webhook_tokens
+    if not secrets and not tokens:
         raise UnauthorizedError(
             "no WEBHOOK_SECRET or WEBHOOK_TOKEN is configured: unsigned events are refused"
         )
     signed = any(name in headers for name in _SIGNATURE_HEADERS)
-    if signed and secret is not None:
-        verify_standard_webhooks(headers, body, secret.get_secret_value())
+    if signed and secrets:
+        verify_standard_webhooks(headers, body, secrets)
         return
     bearer = _bearer(headers)
-    if bearer is not None and token is not None:
-        if not hmac.compare_digest(bearer.encode(), token.get_secret_value().encode()):
+    if bearer is not None and tokens:
+        # Compared with every token, without stopping early, in constant time each.
+        matches = [hmac.compare_digest(bearer.encode(), token.encode()) for token in tokens]
+        if not any(matches):
             raise UnauthorizedError("the bearer token is not valid")
         return
     accepted = []
-    if secret is not None:
+    if secrets:
         accepted.append("webhook-id, webhook-timestamp and webhook-signature (Standard Webhooks)")
-    if token is not None:
+    if tokens:
         accepted.append("Authorization: Bearer <token>")
     raise UnauthorizedError("the event is not authenticated: send " + " or ".join(accepted))
 
@@ -104,8 +110,11 @@ def _bearer(headers: Headers) -> str | None:
     return credentials.strip()
 
 
-def verify_standard_webhooks(headers: Headers, body: bytes, secret: str) -> None:
-    """``webhook-id``/``-timestamp``/``-signature`` over the raw bytes; 5 minutes of tolerance."""
+def verify_standard_webhooks(headers: Headers, body: bytes, secrets: Sequence[str]) -> None:
+    """``webhook-id``/``-timestamp``/``-signature`` over the raw bytes; 5 minutes of tolerance.
+
+    Any of ``secrets`` may have signed (rotation).
+    """
     missing = [name for name in _SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise UnauthorizedError("missing signature header(s): " + ", ".join(missing))
@@ -115,12 +124,17 @@ def verify_standard_webhooks(headers: Headers, body: bytes, secret: str) -> None
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise UnauthorizedError("the webhook signature does not match the body") from None
-    try:
-        Webhook(secret).verify(text, dict(headers), json_parse=False)
-    except WebhookVerificationError as exc:
-        raise UnauthorizedError(_signature_problem(str(exc))) from None
-    except Exception:  # malformed header values make the library raise plain errors
-        raise UnauthorizedError("the webhook-signature header is malformed") from None
+    problems = []
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(text, dict(headers), json_parse=False)
+            return
+        except WebhookVerificationError as exc:
+            problems.append(_signature_problem(str(exc)))
+        except Exception:  # malformed header values make the library raise plain errors
+            problems.append("the webhook-signature header is malformed")
+    # The timestamp checks come first and do not depend on the secret: report the first.
+    raise UnauthorizedError(problems[0])
 
 
 def _signature_problem(library_message: str) -> str:
@@ -136,7 +150,7 @@ def _signature_problem(library_message: str) -> str:
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     """One trigger; its key is the event's ``id``, else the delivery's id, else the body's hash."""
     require_json(headers)
-    document = json_object(body)
+    document = json_object(body, max_depth=settings.max_json_depth)
     try:
         event = GenericEventModel.model_validate(document)
     except ValidationError as exc:
@@ -162,7 +176,11 @@ def wrapped_trigger(
     trigger's key is ``source:key``. The trigger id reported back is the event's own ``id``
     when it has one, else ``fallback_id``, else ``key``.
     """
-    document = payload if isinstance(payload, dict) else json_object(payload, field)
+    document = (
+        payload
+        if isinstance(payload, dict)
+        else json_object(payload, field, settings.max_json_depth)
+    )
     event = validate(GenericEventModel, document, "pre-deploy event", prefix=f"{field}.")
     trigger_id = event.id or fallback_id or key
     return _trigger(event, source, f"{source}:{key}", trigger_id, settings)

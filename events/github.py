@@ -113,9 +113,15 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
         )
     if not signature.startswith(_PREFIX):
         raise UnauthorizedError("the X-Hub-Signature-256 header is malformed")
-    key = settings.github_webhook_secret.get_secret_value().encode()
-    expected = _PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(signature.lower().encode(), expected.encode()):
+    given = signature.lower().encode()
+    # Every configured secret (rotation) is tried, each comparison in constant time.
+    matched = [
+        hmac.compare_digest(
+            given, (_PREFIX + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()).encode()
+        )
+        for key in settings.github_webhook_secrets
+    ]
+    if not any(matched):
         raise UnauthorizedError("the X-Hub-Signature-256 signature does not match the body")
 
 
@@ -132,7 +138,11 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     delivery_id = headers.get("x-github-delivery", "").strip()
     if not delivery_id:
         raise InvalidEventError("missing X-GitHub-Delivery header: it is the idempotency key")
-    deployment = validate(DeploymentEvent, json_object(body), "GitHub deployment event").deployment
+    deployment = validate(
+        DeploymentEvent,
+        json_object(body, max_depth=settings.max_json_depth),
+        "GitHub deployment event",
+    ).deployment
     instance_id = deployment.payload.instance_id or mapped_instance(
         deployment.environment, settings
     )

@@ -117,19 +117,22 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
                 "missing webhook-signature: with GITLAB_WEBHOOK_SIGNING_TOKEN set, "
                 "GitLab deliveries must be signed"
             )
-        verify_standard_webhooks(headers, body, signing.get_secret_value())
+        verify_standard_webhooks(headers, body, settings.gitlab_webhook_signing_tokens)
         return
-    assert token is not None
     given = headers.get("x-gitlab-token", "")
     if not given:
         raise UnauthorizedError("missing X-Gitlab-Token: set the hook's secret token")
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+    matched = [
+        hmac.compare_digest(given.encode(), value.encode())
+        for value in settings.gitlab_webhook_tokens
+    ]
+    if not any(matched):
         raise UnauthorizedError("the X-Gitlab-Token is not valid")
 
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     require_json(headers)
-    document = json_object(body)
+    document = json_object(body, max_depth=settings.max_json_depth)
     key = _idempotency_key(headers, body)
     kind = document.get("object_kind")
     if kind == "deployment":

@@ -96,3 +96,32 @@ def make_client() -> FlaskClient:
 
 def js(response: TestResponse) -> Any:
     return response.get_json()
+
+
+PUBLIC_IP = "93.184.216.34"
+"""A public address for names in tests; nothing ever connects to it (it is refused or faked)."""
+
+
+class FakeDNS:
+    """A resolver for ``SsrfGuard``: fixed answers per name, a log of every question.
+
+    A name maps to one answer (used every time) or to a list of answers, one per lookup in
+    turn (the last repeats), which is how DNS rebinding looks from the client.
+    """
+
+    def __init__(self, answers: dict[str, str | list[list[str]]]) -> None:
+        self.answers = answers
+        self.lookups: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[Any]:
+        import ipaddress
+        import socket
+
+        self.lookups.append(host)
+        answer = self.answers.get(host.lower().rstrip("."))
+        if answer is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if isinstance(answer, str):
+            return [ipaddress.ip_address(answer)]
+        seen = sum(1 for name in self.lookups if name == host) - 1
+        return [ipaddress.ip_address(a) for a in answer[min(seen, len(answer) - 1)]]

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 
 from clients.callback import CallbackSender
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET, WEBHOOK_SECRET
+from helpers import CALLBACK_SECRET, PUBLIC_IP, WEBHOOK_SECRET, FakeDNS
 
 PAYLOAD = {"type": "backup.started", "job_id": "e0fbbfc8-1ac4-4721-b9e9-7dd685c5bdd7"}
 
@@ -25,7 +25,12 @@ def receiver() -> Iterator[CallbackReceiver]:
 
 @pytest.fixture
 def sender() -> Iterator[CallbackSender]:
-    sender = CallbackSender(secret=CALLBACK_SECRET, allowed_hosts=["127.0.0.1"], timeout=1.0)
+    sender = CallbackSender(
+        secret=CALLBACK_SECRET,
+        allowed_hosts=["127.0.0.1"],
+        timeout=1.0,
+        resolver=FakeDNS({"ci.example.com": PUBLIC_IP}),
+    )
     yield sender
     sender.close()
 

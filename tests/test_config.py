@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from config import Settings, load_settings
+from config import SECRET_FILE_FIELDS, Settings, load_settings
 from errors import ConfigurationError
 from helpers import CALLBACK_SECRET, ROOT, WEBHOOK_SECRET
 
@@ -15,6 +15,8 @@ from helpers import CALLBACK_SECRET, ROOT, WEBHOOK_SECRET
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [*list(Settings.model_fields), "OS_DOMAIN_NAME"]:
         monkeypatch.delenv(name.upper(), raising=False)
+    for name in SECRET_FILE_FIELDS:
+        monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
 
 
 def test_defaults_point_at_otc_eu_de() -> None:
@@ -84,7 +86,11 @@ def test_several_mistakes_in_one_message(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_secret_values_lists_every_configured_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OS_PASSWORD", "pw-123456")
     monkeypatch.setenv("CALLBACK_SECRET", CALLBACK_SECRET)
-    assert set(load_settings().secret_values()) == {"pw-123456", CALLBACK_SECRET}
+    assert set(load_settings().secret_values()) == {
+        "pw-123456",
+        CALLBACK_SECRET,
+        CALLBACK_SECRET.removeprefix("whsec_"),  # the key part alone is as secret
+    }
 
 
 def test_readme_configuration_table_matches_settings() -> None:
@@ -93,4 +99,5 @@ def test_readme_configuration_table_matches_settings() -> None:
     section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([A-Z_]+)`", section, flags=re.MULTILINE))
     expected = {name.upper() for name in Settings.model_fields} | {"OS_DOMAIN_NAME"}
+    expected |= {f"{name.upper()}_FILE" for name in SECRET_FILE_FIELDS}
     assert documented == expected

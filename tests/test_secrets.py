@@ -1,0 +1,261 @@
+"""Secrets from files, several secrets at once (rotation), and ALLOWED_INSTANCES (403)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from flask.testing import FlaskClient
+from functions_framework import create_app
+from standardwebhooks import Webhook
+
+from config import SECRET_FILE_FIELDS, Settings, load_settings
+from emulator import Emulator
+from emulator.receiver import CallbackReceiver
+from errors import ConfigurationError
+from helpers import (
+    CALLBACK_SECRET,
+    INSTANCE,
+    ROOT,
+    WEBHOOK_SECRET,
+    WEBHOOK_TOKEN,
+    event,
+    function_env,
+    sign,
+)
+
+NEW_SECRET = "whsec_" + base64.b64encode(b"the-new-inbound-secret-2026-0001").decode()
+NEW_CALLBACK_SECRET = "whsec_" + base64.b64encode(b"the-new-callback-secret-2026-001").decode()
+STRANGER = "whsec_" + base64.b64encode(b"nobody-configured-this-secret-01").decode()
+OTHER_INSTANCE = "0123456789abcdef0123456789abcdefin07"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*Settings.model_fields, "OS_DOMAIN_NAME"]:
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name in SECRET_FILE_FIELDS:
+        monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
+
+
+@pytest.fixture
+def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name, value in function_env(emu.url).items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def make_client() -> FlaskClient:
+    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
+    return cast(FlaskClient, app.test_client())
+
+
+def answer(response: Any) -> dict[str, Any]:
+    return cast(dict[str, Any], response.get_json())
+
+
+def secret_file(tmp_path: Path, name: str, content: str) -> str:
+    path = tmp_path / name
+    path.write_text(content)
+    return str(path)
+
+
+# --------------------------------------------------------------------------------------
+# Secrets from files
+
+
+@pytest.mark.parametrize("field", SECRET_FILE_FIELDS)
+def test_every_secret_can_come_from_a_file(
+    field: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whsec = ("webhook_secret", "callback_secret", "gitlab_webhook_signing_token")
+    value = WEBHOOK_SECRET if field in whsec else "s3cr3t-value-1"
+    monkeypatch.setenv(f"{field.upper()}_FILE", secret_file(tmp_path, field, value + "\n"))
+    secret = getattr(load_settings(), field)
+    assert secret is not None and secret.get_secret_value() == value  # newline stripped
+
+
+def test_both_variable_and_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_TOKEN", "from-the-environment")
+    monkeypatch.setenv("WEBHOOK_TOKEN_FILE", secret_file(tmp_path, "t", "from-the-file"))
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert caught.value.message == (
+        "invalid configuration: set WEBHOOK_TOKEN or WEBHOOK_TOKEN_FILE, not both"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "cannot read"), ("", "the file is empty"), ("\n  \n", "the file is empty")],
+)
+def test_unusable_secret_file_names_the_variable_not_a_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, problem: str
+) -> None:
+    path = tmp_path / "password"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("OS_PASSWORD_FILE", str(path))
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert caught.value.message.startswith("invalid configuration: OS_PASSWORD_FILE: ")
+    assert problem in caught.value.message
+
+
+def test_secret_file_with_a_bad_value_is_reported_like_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLBACK_SECRET_FILE", secret_file(tmp_path, "c", "not-a-whsec"))
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "CALLBACK_SECRET: must be a Standard Webhooks secret" in caught.value.message
+    assert "not-a-whsec" not in caught.value.message
+
+
+def test_function_reads_its_secrets_from_files(
+    env: pytest.MonkeyPatch, emu: Emulator, tmp_path: Path
+) -> None:
+    env.delenv("WEBHOOK_SECRET")
+    env.delenv("OS_PASSWORD")
+    env.setenv("WEBHOOK_SECRET_FILE", secret_file(tmp_path, "w", WEBHOOK_SECRET + "\n"))
+    env.setenv("OS_PASSWORD_FILE", secret_file(tmp_path, "p", "demo-password\n"))
+    body = event()
+    response = make_client().post("/", data=body, headers=sign(body))
+    assert response.status_code == 202, answer(response)
+
+
+def test_function_reports_a_missing_secret_file_as_configuration_error(
+    env: pytest.MonkeyPatch, emu: Emulator, tmp_path: Path
+) -> None:
+    env.delenv("WEBHOOK_SECRET")
+    env.setenv("WEBHOOK_SECRET_FILE", str(tmp_path / "absent"))
+    body = event()
+    response = make_client().post("/", data=body, headers=sign(body))
+    assert response.status_code == 500
+    assert answer(response)["error"] == "configuration_error"
+    assert "WEBHOOK_SECRET_FILE: cannot read" in answer(response)["message"]
+    assert emu.requests() == []
+
+
+# --------------------------------------------------------------------------------------
+# Rotation: several secrets at once
+
+
+def test_rotating_settings_split_into_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", f" {NEW_SECRET}  {WEBHOOK_SECRET} ")
+    monkeypatch.setenv("WEBHOOK_TOKEN", "token-new,token-old")
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "gh-new gh-old")
+    monkeypatch.setenv("GITLAB_WEBHOOK_TOKEN", "gl-new,\ngl-old")
+    monkeypatch.setenv("CALLBACK_SECRET", f"{NEW_CALLBACK_SECRET},{CALLBACK_SECRET}")
+    settings = load_settings()
+    assert settings.webhook_secrets == [NEW_SECRET, WEBHOOK_SECRET]
+    assert settings.webhook_tokens == ["token-new", "token-old"]
+    assert settings.github_webhook_secrets == ["gh-new", "gh-old"]
+    assert settings.gitlab_webhook_tokens == ["gl-new", "gl-old"]
+    assert settings.callback_secrets == [NEW_CALLBACK_SECRET, CALLBACK_SECRET]
+    values = set(settings.secret_values())
+    assert {"token-new", "token-old", "gh-old", "gl-new", NEW_SECRET, WEBHOOK_SECRET} <= values
+
+
+def test_passwords_are_never_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OS_PASSWORD", "correct horse, battery staple")
+    settings = load_settings()
+    assert settings.os_password is not None
+    assert settings.os_password.get_secret_value() == "correct horse, battery staple"
+
+
+def test_one_malformed_secret_in_a_list_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", f"{NEW_SECRET} whsec_short")
+    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET: must be a Standard Webhooks"):
+        load_settings()
+
+
+def test_events_signed_with_any_configured_secret_are_accepted(
+    env: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    env.setenv("WEBHOOK_SECRET", f"{NEW_SECRET} {WEBHOOK_SECRET}")
+    client = make_client()
+    for number, secret in enumerate((NEW_SECRET, WEBHOOK_SECRET)):
+        body = event(id=f"deploy-rotation-{number}", instance_id=f"{number + 1:032x}in07")
+        response = client.post("/", data=body, headers=sign(body, secret=secret))
+        assert response.status_code == 202, answer(response)
+    body = event(id="deploy-stranger")
+    response = client.post("/", data=body, headers=sign(body, secret=STRANGER))
+    assert response.status_code == 401
+    assert answer(response)["message"] == "the webhook signature does not match the body"
+    calls = [f"{r.method} {r.path.rsplit('/', 1)[-1]}" for r in emu.requests()]
+    # one token, and for each event its look-up and create; nothing for the stranger
+    assert calls == ["POST tokens", "GET backups", "POST create", "GET backups", "POST create"]
+
+
+def test_bearer_tokens_rotate(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+    env.delenv("WEBHOOK_SECRET")
+    env.setenv("WEBHOOK_TOKEN", f"token-2026-new,{WEBHOOK_TOKEN}")
+    client = make_client()
+    for number, token in enumerate(("token-2026-new", WEBHOOK_TOKEN)):
+        body = event(id=f"deploy-token-{number}", instance_id=f"{number + 1:032x}in07")
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        assert client.post("/", data=body, headers=headers).status_code == 202
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer token-2026"}
+    response = client.post("/", data=event(), headers=headers)  # a prefix is not a token
+    assert response.status_code == 401
+    assert answer(response)["message"] == "the bearer token is not valid"
+
+
+def test_callbacks_carry_one_signature_per_callback_secret(
+    env: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    env.setenv("CALLBACK_SECRET", f"{NEW_CALLBACK_SECRET} {CALLBACK_SECRET}")
+    with CallbackReceiver(CALLBACK_SECRET) as old, CallbackReceiver(NEW_CALLBACK_SECRET) as new:
+        client = make_client()
+        for number, receiver in enumerate((old, new)):
+            body = event(
+                id=f"deploy-callback-{number}",
+                instance_id=f"{number + 1:032x}in07",
+                callback_url=receiver.url + "/hook",
+            )
+            response = client.post("/", data=body, headers=sign(body))
+            assert response.status_code == 202, answer(response)
+            assert answer(response)["callbacks"]["backup.started"]["delivered"] is True
+        for receiver, secret in ((old, CALLBACK_SECRET), (new, NEW_CALLBACK_SECRET)):
+            (callback,) = receiver.wait_for(1)
+            assert callback.verified
+            assert len(callback.headers["webhook-signature"].split(" ")) == 2
+            Webhook(secret).verify(callback.body.decode(), callback.headers)
+
+
+# --------------------------------------------------------------------------------------
+# Authorization: ALLOWED_INSTANCES
+
+
+def test_event_for_a_foreign_instance_is_403(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+    env.setenv("ALLOWED_INSTANCES", f"{INSTANCE}, {OTHER_INSTANCE[:-2]}08")
+    body = event(instance_id=OTHER_INSTANCE)
+    response = make_client().post("/", data=body, headers=sign(body))
+    assert response.status_code == 403
+    assert answer(response) == {
+        "error": "forbidden",
+        "message": f"instance {OTHER_INSTANCE} is not in ALLOWED_INSTANCES",
+    }
+    assert emu.requests() == []
+
+
+def test_event_for_an_allowed_instance_passes(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+    env.setenv("ALLOWED_INSTANCES", f"{OTHER_INSTANCE},{INSTANCE}")
+    body = event()
+    response = make_client().post("/", data=body, headers=sign(body))
+    assert response.status_code == 202, answer(response)
+
+
+def test_foreign_instance_with_a_refused_callback_is_refused_without_upstream(
+    env: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    env.setenv("ALLOWED_INSTANCES", INSTANCE)
+    body = event(instance_id=OTHER_INSTANCE, callback_url="https://169.254.169.254/")
+    response = make_client().post("/", data=body, headers=sign(body))
+    assert response.status_code in (400, 403)
+    assert emu.requests() == []
