@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     wait_timeout_seconds: float = Field(default=600.0, gt=0, le=86400)
     poll_interval_seconds: float = Field(default=10.0, ge=0.05, le=600)
 
+    # several instances per event, retention
+    max_instances_per_event: int = Field(default=10, ge=1, le=100)
+    retention_keep: int = Field(default=0, ge=0, le=1000)
+
     # callbacks
     callback_url: str | None = None
     callback_secret: SecretStr | None = None

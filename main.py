@@ -27,9 +27,12 @@ from errors import (
     AuthenticationError,
     ConfigurationError,
     ForbiddenError,
+    InstanceBusyError,
+    InstanceNotActiveError,
     InvalidEventError,
     NotFoundError,
     PayloadTooLargeError,
+    PreconditionError,
     PredeployError,
     UnauthorizedError,
     UnsupportedMediaError,
@@ -38,7 +41,7 @@ from errors import (
 from events import generic
 from handlers import pre_deploy
 from handlers import status as handlers_status
-from handlers.pre_deploy import BackupOutcome, Services
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Result, Services, TriggerFailure
 from health import Answer
 
 __all__ = ["webhook"]
@@ -102,24 +105,49 @@ def _serve(request: flask.Request, event_log: logs.EventLog) -> Answer:
     event_log.note(source=source.NAME)
     source.verify(headers, body, settings)
     triggers = source.parse(headers, body, settings)
-    services = _get_services()
-    answers = []
-    for trigger in triggers:
-        event_log.note(trigger_id=trigger.trigger_id, instance_id=trigger.instance_id)
-        outcome = pre_deploy.handle(trigger, services)
-        answer = _outcome(outcome)
-        started = outcome.callbacks.get("backup.started")
-        event_log.handled(
-            _outcome_name(outcome),
-            answer[0],
-            backup_id=outcome.backup.id,
-            job_id=outcome.job_id,
-            callback=None if started is None else started.delivered,
-        )
-        answers.append(answer)
+    if triggers:  # a refusal of the event names its trigger (and instance, when only one)
+        only = triggers[0].instance_id if len(triggers) == 1 else None
+        event_log.note(trigger_id=triggers[0].trigger_id, instance_id=only)
+    results = pre_deploy.handle_all(triggers, _get_services())
+    answers = [_result(result, event_log) for result in results]
     if len(answers) == 1:
         return answers[0]
-    return max(status for status, _, _ in answers), {"results": [b for _, b, _ in answers]}, {}
+    return _combined(answers)
+
+
+def _result(result: Result, event_log: logs.EventLog) -> Answer:
+    """One trigger's answer, and its outcome line."""
+    trigger = result.trigger
+    event_log.note(trigger_id=trigger.trigger_id, instance_id=trigger.instance_id)
+    if isinstance(result, TriggerFailure):
+        status, body, headers = _error(result.error)
+        event_log.failed(
+            body["error"], status, result.error.message, error_code=body.get("error_code")
+        )
+        body.update(instance_id=trigger.instance_id, trigger_id=trigger.trigger_id)
+        return status, body, headers
+    if isinstance(result, DryRunOutcome):
+        existing = result.existing
+        event_log.handled("dry_run", 200, backup_id=existing.id if existing else None)
+        return _dry_run(result)
+    answer = _outcome(result)
+    started = result.callbacks.get("backup.started")
+    event_log.handled(
+        _outcome_name(result),
+        answer[0],
+        backup_id=result.backup.id,
+        job_id=result.job_id,
+        callback=None if started is None else started.delivered,
+    )
+    return answer
+
+
+def _combined(answers: list[Answer]) -> Answer:
+    """Several instances: every result in order; the worst status; the longest Retry-After."""
+    status = max(status for status, _, _ in answers)
+    after = [int(h["Retry-After"]) for _, _, h in answers if "Retry-After" in h]
+    headers = {"Retry-After": str(max(after))} if after else {}
+    return status, {"results": [body for _, body, _ in answers]}, headers
 
 
 _STATUS_PATHS = {"backups": handlers_status.backup_status, "jobs": handlers_status.job_status}
@@ -158,6 +186,8 @@ def _outcome(outcome: BackupOutcome) -> Answer:
             kind: {"delivered": d.delivered, "status": d.status, "error": d.error}
             for kind, d in outcome.callbacks.items()
         }
+    if outcome.retention is not None:
+        body["retention"] = outcome.retention.as_json()
     status = 202 if outcome.created else 200
     headers: dict[str, str] = {}
     if outcome.final is not None:
@@ -172,6 +202,23 @@ def _outcome(outcome: BackupOutcome) -> Answer:
             body.update(error="backup_timed_out", message="the backup did not end in time")
             headers["Retry-After"] = "30"
     return status, body, headers
+
+
+def _dry_run(outcome: DryRunOutcome) -> Answer:
+    """200: what a real run would do; nothing was created, deleted or called back."""
+    existing = outcome.existing
+    body: dict[str, Any] = {
+        "dry_run": True,
+        "instance_id": outcome.trigger.instance_id,
+        "trigger_id": outcome.trigger.trigger_id,
+        "instance_status": outcome.instance.status,
+        "backup_name": outcome.request.name,
+        "backup_description": outcome.request.description,
+        "existing_backup": existing.model_dump(mode="json") if existing is not None else None,
+    }
+    if outcome.retention is not None:
+        body["retention"] = outcome.retention.as_json()
+    return 200, body, {}
 
 
 def _error(exc: PredeployError) -> Answer:
@@ -193,6 +240,12 @@ def _error(exc: PredeployError) -> Answer:
         status = 403
     elif isinstance(exc, NotFoundError):
         status = 404
+    elif isinstance(exc, PreconditionError):
+        body["instance_status"] = exc.instance_status
+        status = 409
+        if isinstance(exc, InstanceBusyError):
+            status = 503  # the instance will be ACTIVE again: a retry later goes through
+            headers["Retry-After"] = "30"
     elif isinstance(exc, AuthenticationError):
         status = 502
     elif isinstance(exc, UpstreamUnavailableError):
@@ -227,6 +280,8 @@ _ERROR_NAMES: dict[type[PredeployError], str] = {
     UnauthorizedError: "unauthorized",
     ForbiddenError: "forbidden",
     NotFoundError: "not_found",
+    InstanceBusyError: "instance_busy",
+    InstanceNotActiveError: "instance_not_active",
     ConfigurationError: "configuration_error",
     AuthenticationError: "iam_authentication_failed",
     ApiError: "upstream_error",

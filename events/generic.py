@@ -16,7 +16,14 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from config import Settings
 from errors import InvalidEventError, UnauthorizedError
-from events.base import Headers, field_errors, json_object, require_json
+from events.base import (
+    Headers,
+    fan_out,
+    field_errors,
+    json_object,
+    require_json,
+    target_instances,
+)
 from models import BackupDescription, BackupName, InstanceId, Trigger
 
 __all__ = ["NAME", "GenericEventModel", "matches", "parse", "verify"]
@@ -32,11 +39,13 @@ class GenericEventModel(BaseModel):
 
     event: Literal["pre-deploy"]
     id: str | None = Field(default=None, min_length=1, max_length=200)
-    instance_id: InstanceId
+    instance_id: InstanceId | None = None
+    instance_ids: list[InstanceId] | None = None
     name: BackupName | None = None
     description: BackupDescription | None = None
     callback_url: str | None = Field(default=None, min_length=1, max_length=2048)
     wait: bool | None = None
+    dry_run: bool = False
 
 
 def matches(headers: Headers) -> bool:
@@ -105,7 +114,8 @@ def _signature_problem(library_message: str) -> str:
 
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
-    """One trigger; its key is the event's ``id``, else the delivery's id, else the body's hash."""
+    """One trigger per instance; the key is the event's ``id``, else the delivery's id, else the
+    body's hash (with the instance added when there are several)."""
     require_json(headers)
     document = json_object(body)
     try:
@@ -115,15 +125,14 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
     trigger_id = (
         event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
     )
-    return [
-        Trigger(
-            source=NAME,
-            key=f"{NAME}:{trigger_id}",
-            trigger_id=trigger_id,
-            instance_id=event.instance_id,
-            name=event.name,
-            description=event.description,
-            callback_url=event.callback_url or settings.callback_url,
-            wait=event.wait,
-        )
-    ]
+    return fan_out(
+        target_instances(event.instance_id, event.instance_ids, settings),
+        key=f"{NAME}:{trigger_id}",
+        source=NAME,
+        trigger_id=trigger_id,
+        name=event.name,
+        description=event.description,
+        callback_url=event.callback_url or settings.callback_url,
+        wait=event.wait,
+        dry_run=event.dry_run,
+    )
