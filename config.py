@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +19,9 @@ from errors import ConfigurationError
 __all__ = ["Settings", "load_settings"]
 
 CommaList = Annotated[list[str], NoDecode]
+
+DEFAULT_EVENT_TYPES = ("*pre-deploy", "*predeploy", "dev.knative.kafka.event")
+"""CloudEvents types accepted unless ``EVENT_TYPES`` says otherwise (``*`` matches anything)."""
 
 
 class Settings(BaseSettings):
@@ -46,6 +50,7 @@ class Settings(BaseSettings):
     webhook_token: SecretStr | None = None
     github_webhook_secret: SecretStr | None = None
     gitlab_webhook_token: SecretStr | None = None
+    gitlab_webhook_signing_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     # retries, idempotency and waiting
@@ -65,6 +70,11 @@ class Settings(BaseSettings):
     callback_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     callback_retry_seconds: float = Field(default=8.0, ge=0, le=600)
 
+    # event sources
+    event_types: CommaList = Field(default_factory=lambda: list(DEFAULT_EVENT_TYPES))
+    smn_topic_urns: CommaList = Field(default_factory=list)
+    smn_endpoint: str | None = None
+
     # authorization and mapping
     allowed_instances: CommaList = Field(default_factory=list)
     instance_map: dict[str, str] = Field(default_factory=dict)
@@ -72,7 +82,7 @@ class Settings(BaseSettings):
     # logging
     log_level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
-    @field_validator("webhook_secret", "callback_secret")
+    @field_validator("webhook_secret", "callback_secret", "gitlab_webhook_signing_token")
     @classmethod
     def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -99,16 +109,28 @@ class Settings(BaseSettings):
             self.webhook_token,
             self.github_webhook_secret,
             self.gitlab_webhook_token,
+            self.gitlab_webhook_signing_token,
             self.callback_secret,
         )
         return [c.get_secret_value() for c in candidates if c is not None]
 
-    @field_validator("callback_allowed_hosts", "allowed_instances", mode="before")
+    @field_validator(
+        "callback_allowed_hosts",
+        "allowed_instances",
+        "event_types",
+        "smn_topic_urns",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _default_when_empty(cls, value: list[str]) -> list[str]:
+        return value or list(DEFAULT_EVENT_TYPES)
 
     @field_validator("callback_allowed_hosts")
     @classmethod
@@ -116,11 +138,28 @@ class Settings(BaseSettings):
         return [host.lower() for host in value]
 
     @field_validator(
-        "os_auth_url", "gaussdb_endpoint", "callback_url", "os_project_name", "os_username"
+        "os_auth_url",
+        "gaussdb_endpoint",
+        "callback_url",
+        "os_project_name",
+        "os_username",
+        "smn_endpoint",
     )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("smn_endpoint")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(
+                "must be an absolute https:// URL such as https://smn.eu-de.otc.t-systems.com"
+            )
+        return value
 
     @property
     def auth_url(self) -> str:
@@ -135,6 +174,12 @@ class Settings(BaseSettings):
             self.gaussdb_endpoint
             or f"https://gaussdb-mysql.{self.os_region_name}.otc.t-systems.com"
         )
+        return url.rstrip("/")
+
+    @property
+    def smn_base_url(self) -> str:
+        """SMN endpoint of the region; certificate and confirmation URLs must be on its host."""
+        url = self.smn_endpoint or f"https://smn.{self.os_region_name}.otc.t-systems.com"
         return url.rstrip("/")
 
 

@@ -9,13 +9,13 @@ Run it with ``./dev.sh demo``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from emulator.receiver import CallbackReceiver
+from tools.serve import function_server
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT / "events" / "samples" / "generic-pre-deploy.json"
@@ -31,21 +32,9 @@ SAMPLE = ROOT / "events" / "samples" / "generic-pre-deploy.json"
 def main() -> int:
     webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     callback_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    processes: list[subprocess.Popen[str]] = []
-    receiver = CallbackReceiver(callback_secret).start()
-    try:
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "emulator", "--port", "0", "--backup-seconds", "3"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        processes.append(emulator)
-        api_url = _listening_url(emulator)
+    with contextlib.ExitStack() as stack:
+        api_url = stack.enter_context(_emulator())
         step(f"emulator (IAM + TaurusDB API) on {api_url}")
-
-        port = _free_port()
         env = {
             **os.environ,
             "OS_AUTH_URL": f"{api_url}/v3",
@@ -58,26 +47,9 @@ def main() -> int:
             "CALLBACK_SECRET": callback_secret,
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
         }
-        function = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target=webhook",
-                f"--source={ROOT / 'main.py'}",
-                "--host=127.0.0.1",
-                f"--port={port}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        processes.append(function)
-        function_url = f"http://127.0.0.1:{port}/"
-        _wait_until_up(function_url, function)
+        function_url = stack.enter_context(function_server(env))
         step(f"function 'webhook' (functions-framework) on {function_url}")
+        receiver = stack.enter_context(CallbackReceiver(callback_secret))
         step(f"callback receiver on {receiver.url}")
 
         event = json.loads(SAMPLE.read_text())
@@ -94,7 +66,7 @@ def main() -> int:
         )
         step(f"POST signed {SAMPLE.relative_to(ROOT)} (instance {event['instance_id']})")
         response = httpx.post(function_url, content=body.encode(), headers=headers, timeout=15)
-        print(f"   ← {response.status_code} {response.text}")
+        print(f"   <- {response.status_code} {response.text}")
         if response.status_code != 202:
             return fail("the function did not accept the event")
 
@@ -109,14 +81,31 @@ def main() -> int:
             return fail("the callback does not carry the response's job ID")
         print(f"\njob_id: {callback.payload['job_id']}")
         return 0
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _emulator() -> Iterator[str]:
+    """``python -m emulator`` in its own process, as a user would start it; yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", "0", "--backup-seconds", "3"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if "listening on " not in line:
+            raise SystemExit(f"emulator did not start: {line!r}")
+        yield line.rsplit(" ", 1)[-1]
     finally:
-        receiver.stop()
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def step(text: str) -> None:
@@ -126,34 +115,6 @@ def step(text: str) -> None:
 def fail(reason: str) -> int:
     print(f"demo failed: {reason}", file=sys.stderr)
     return 1
-
-
-def _listening_url(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if "listening on " not in line:
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return line.rsplit(" ", 1)[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            error = process.stderr.read() if process.stderr else ""
-            raise SystemExit(f"the function did not start:\n{error}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit("the function did not start within 30 s")
 
 
 if __name__ == "__main__":

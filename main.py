@@ -1,13 +1,17 @@
 """Entry points of the function; they wire events → handlers → clients and map errors to statuses.
 
-``webhook`` (HTTP): ``functions-framework --target=webhook``; ``GET /healthz`` and ``/readyz``
-answer probes (health.py). Nothing else lives here but the wiring, the one outcome log line per
-event (logs.EventLog) and the one table from failures to HTTP statuses.
+``webhook`` (HTTP, internet-facing): ``functions-framework --target=webhook``.
+``event`` (queue deliveries: CloudEvents, Pub/Sub push, FunctionGraph triggers on ``/invoke``):
+``functions-framework --target=event``. Both are plain HTTP functions, so a malformed delivery
+gets our JSON error, never a page that echoes the request; both answer ``GET /healthz`` and
+``/readyz`` (health.py). Nothing else lives here but the wiring, the outcome log lines
+(logs.EventLog), the one table from failures to HTTP statuses, and the shape of the answers.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from typing import Any
 
@@ -39,12 +43,14 @@ from errors import (
     UpstreamUnavailableError,
 )
 from events import generic
-from handlers import pre_deploy
+from events.base import Note, Record
+from handlers import records
 from handlers import status as handlers_status
-from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Result, Services, TriggerFailure
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from health import Answer
+from models import Trigger
 
-__all__ = ["webhook"]
+__all__ = ["event", "webhook"]
 
 _lock = threading.Lock()
 _settings: Settings | None = None
@@ -56,19 +62,29 @@ logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
 @functions_framework.http
 def webhook(request: flask.Request) -> flask.Response:
     """Pipelines' webhooks: a signed pre-deploy event in, ``202 {job_id, backup}`` out."""
+    return _respond(request, events.WEBHOOK, "webhook")
+
+
+@functions_framework.http
+def event(request: flask.Request) -> flask.Response:
+    """Queue deliveries: ``{"results": [...]}``, non-2xx only when a retry can help."""
+    return _respond(request, events.EVENT, "event")
+
+
+def _respond(request: flask.Request, entry: events.Entry, name: str) -> flask.Response:
     if request.method in ("GET", "HEAD"):
         probe = health.probe(request.path, _get_settings)
         if probe is not None:
             return _response(probe)
-    with logs.EventLog(dict(request.headers.items()), entry_point="webhook") as event_log:
-        answer = _answer(request, event_log)
+    with logs.EventLog(dict(request.headers.items()), entry_point=name) as event_log:
+        answer = _answer(request, entry, event_log)
     return _response(answer)
 
 
-def _answer(request: flask.Request, event_log: logs.EventLog) -> Answer:
-    """Serve one event; every failure becomes its status and one outcome line."""
+def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLog) -> Answer:
+    """Serve one request; every failure becomes its status and one outcome line."""
     try:
-        return _serve(request, event_log)
+        return _serve(request, entry, event_log)
     except PredeployError as exc:
         status, body, headers = _error(exc)
         event_log.failed(body["error"], status, exc.message, error_code=body.get("error_code"))
@@ -87,11 +103,15 @@ def _response(answer: Answer) -> flask.Response:
     )
 
 
-def _serve(request: flask.Request, event_log: logs.EventLog) -> Answer:
-    if request.method == "GET":
+def _serve(request: flask.Request, entry: events.Entry, event_log: logs.EventLog) -> Answer:
+    if entry.queue and request.path.rstrip("/") == "/init":
+        _get_services()  # FunctionGraph's initializer: a broken setting shows here
+        return 200, {"status": "ready"}, {}
+    if request.method == "GET" and not entry.queue:
         return _serve_status(request)
     if request.method != "POST":
-        return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": "GET, POST"}
+        allow = "POST" if entry.queue else "GET, POST"
+        return 405, {"error": "method_not_allowed", "message": "use POST"}, {"Allow": allow}
     settings = _get_settings()
     limit = settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -101,53 +121,96 @@ def _serve(request: flask.Request, event_log: logs.EventLog) -> Answer:
         raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
     headers = {name.lower(): value for name, value in request.headers.items()}
 
-    source = events.detect(headers)
+    envelope = entry.envelope(headers, body)
+    if envelope is None:
+        return _deliver(entry, headers, body, settings, event_log)
+    try:  # a wrapped HTTP request (FunctionGraph APIG): served like webhook, answered wrapped
+        inner_headers, inner_body = envelope.open(headers, body)
+        reply = _deliver(events.WEBHOOK, inner_headers, inner_body, settings, event_log)
+    except PredeployError as exc:
+        reply = _error(exc)
+        event_log.failed(reply[1]["error"], reply[0], exc.message)
+    return envelope.seal(*reply)
+
+
+def _deliver(
+    entry: events.Entry,
+    headers: dict[str, str],
+    body: bytes,
+    settings: Settings,
+    event_log: logs.EventLog,
+) -> Answer:
+    source = entry.detect(headers, body)
     event_log.note(source=source.NAME)
-    source.verify(headers, body, settings)
-    triggers = source.parse(headers, body, settings)
-    if triggers:  # a refusal of the event names its trigger (and instance, when only one)
-        only = triggers[0].instance_id if len(triggers) == 1 else None
-        event_log.note(trigger_id=triggers[0].trigger_id, instance_id=only)
-    results = pre_deploy.handle_all(triggers, _get_services())
-    answers = [_result(result, event_log) for result in results]
-    if len(answers) == 1:
-        return answers[0]
-    return _combined(answers)
-
-
-def _result(result: Result, event_log: logs.EventLog) -> Answer:
-    """One trigger's answer, and its outcome line."""
-    trigger = result.trigger
-    event_log.note(trigger_id=trigger.trigger_id, instance_id=trigger.instance_id)
-    if isinstance(result, TriggerFailure):
-        status, body, headers = _error(result.error)
-        event_log.failed(
-            body["error"], status, result.error.message, error_code=body.get("error_code")
-        )
-        body.update(instance_id=trigger.instance_id, trigger_id=trigger.trigger_id)
-        return status, body, headers
-    if isinstance(result, DryRunOutcome):
-        existing = result.existing
-        event_log.handled("dry_run", 200, backup_id=existing.id if existing else None)
-        return _dry_run(result)
-    answer = _outcome(result)
-    started = result.callbacks.get("backup.started")
-    event_log.handled(
-        _outcome_name(result),
-        answer[0],
-        backup_id=result.backup.id,
-        job_id=result.job_id,
-        callback=None if started is None else started.delivered,
-    )
+    delivery = events.receive(entry, headers, body, settings, source)
+    outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
+    if entry.queue or delivery.batch or len(outcomes) != 1:
+        return _results(delivery.records, outcomes, event_log)
+    outcome = outcomes[0]
+    record = delivery.records[0]
+    if isinstance(record, Trigger):
+        event_log.note(trigger_id=record.trigger_id, instance_id=record.instance_id)
+    if isinstance(outcome, PredeployError):
+        raise outcome
+    if isinstance(outcome, Note):
+        event_log.handled(outcome.status, 200)
+        return 200, _noted(outcome), {}
+    if isinstance(outcome, DryRunOutcome):
+        return _dry_run(outcome, event_log)
+    answer = _outcome(outcome)
+    _log_outcome(event_log, outcome, answer[0])
     return answer
 
 
-def _combined(answers: list[Answer]) -> Answer:
-    """Several instances: every result in order; the worst status; the longest Retry-After."""
-    status = max(status for status, _, _ in answers)
-    after = [int(h["Retry-After"]) for _, _, h in answers if "Retry-After" in h]
-    headers = {"Retry-After": str(max(after))} if after else {}
-    return status, {"results": [body for _, body, _ in answers]}, headers
+def _results(
+    sent: tuple[Record, ...], outcomes: list[records.Outcome], event_log: logs.EventLog
+) -> Answer:
+    """Every record's outcome; non-2xx (the first curable failure's status) only when a
+    redelivery can succeed, since a queue redelivers whatever is not acknowledged."""
+    results: list[dict[str, Any]] = []
+    status, waits = 200, []
+    for index, (record, outcome) in enumerate(zip(sent, outcomes, strict=True)):
+        if isinstance(outcome, DryRunOutcome):
+            code, body, _ = _dry_run(outcome, event_log)
+            results.append({"record": index, "status": "dry_run", "http_status": code} | body)
+        elif isinstance(outcome, BackupOutcome):
+            code, body, _ = _outcome(outcome)
+            _log_outcome(event_log, outcome, code)
+            kind = "started" if outcome.created else "exists"
+            results.append({"record": index, "status": kind, "http_status": code} | body)
+        elif isinstance(outcome, Note):
+            event_log.handled(outcome.status, 200)
+            results.append({"record": index, **_noted(outcome)})
+        else:
+            code, body, headers = _error(outcome)
+            if isinstance(record, Trigger):  # which instance of the event failed
+                body.update(instance_id=record.instance_id, trigger_id=record.trigger_id)
+                event_log.note(trigger_id=record.trigger_id, instance_id=record.instance_id)
+            curable = records.curable_by_retry(outcome)
+            event_log.failed(body["error"], code, outcome.message, record=index, retry=curable)
+            results.append(
+                {"record": index, "status": "failed", "http_status": code, "retry": curable} | body
+            )
+            if curable:
+                status = code if status == 200 else status
+                waits.append(math.ceil(float(headers.get("Retry-After", "30"))))
+    return status, {"results": results}, {"Retry-After": str(max(waits))} if waits else {}
+
+
+def _noted(note: Note) -> dict[str, Any]:
+    return {"status": note.status, "message": note.message}
+
+
+def _log_outcome(event_log: logs.EventLog, outcome: BackupOutcome, status: int) -> None:
+    started = outcome.callbacks.get("backup.started")
+    event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
+    event_log.handled(
+        _outcome_name(outcome),
+        status,
+        backup_id=outcome.backup.id,
+        job_id=outcome.job_id,
+        callback=None if started is None else started.delivered,
+    )
 
 
 _STATUS_PATHS = {"backups": handlers_status.backup_status, "jobs": handlers_status.job_status}
@@ -204,7 +267,7 @@ def _outcome(outcome: BackupOutcome) -> Answer:
     return status, body, headers
 
 
-def _dry_run(outcome: DryRunOutcome) -> Answer:
+def _dry_run(outcome: DryRunOutcome, event_log: logs.EventLog) -> Answer:
     """200: what a real run would do; nothing was created, deleted or called back."""
     existing = outcome.existing
     body: dict[str, Any] = {
@@ -218,6 +281,8 @@ def _dry_run(outcome: DryRunOutcome) -> Answer:
     }
     if outcome.retention is not None:
         body["retention"] = outcome.retention.as_json()
+    event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
+    event_log.handled("dry_run", 200, backup_id=existing.id if existing is not None else None)
     return 200, body, {}
 
 

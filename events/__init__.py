@@ -1,22 +1,74 @@
 """Inbound events: one module per sender, each verifying and parsing its own wire format.
 
 Adding a source = one module here, one sample in ``events/samples/``, one test file, and its
-name in ``SOURCES`` (most specific first; ``generic`` is the fallback and stays last).
+name in the lists below (most specific first; ``generic`` is the fallback and stays last).
+
+Two entry points serve them:
+
+- ``WEBHOOK`` (internet-facing): every source proves its sender (signature or token).
+- ``EVENT`` (queue deliveries): the platform (Knative/Eventarc, Pub/Sub push, FunctionGraph)
+  has authenticated the sender. A FunctionGraph APIG event wraps a whole HTTP request, which
+  is served like a request to ``webhook``, verified.
 """
 
 from __future__ import annotations
 
-from events import generic
-from events.base import EventSource, Headers
+from dataclasses import dataclass
 
-__all__ = ["SOURCES", "detect"]
+from config import Settings
+from errors import InvalidEventError
+from events import apig, cloudevents, functiongraph, generic, github, gitlab, pubsub, smn
+from events.base import Delivery, Envelope, EventSource, Headers
 
-SOURCES: tuple[EventSource, ...] = (generic,)
+__all__ = ["EVENT", "WEBHOOK", "Entry", "receive"]
 
 
-def detect(headers: Headers) -> EventSource:
-    """The first source whose headers match; ``generic`` takes whatever is left."""
-    for source in SOURCES:
-        if source.matches(headers):
-            return source
-    return generic
+@dataclass(frozen=True)
+class Entry:
+    """What one entry point accepts, and whether its requests are queue deliveries."""
+
+    name: str
+    sources: tuple[EventSource, ...]
+    verified_by_platform: bool
+    queue: bool
+    envelopes: tuple[Envelope, ...] = ()
+
+    def envelope(self, headers: Headers, body: bytes) -> Envelope | None:
+        return next((e for e in self.envelopes if e.matches(headers, body)), None)
+
+    def detect(self, headers: Headers, body: bytes) -> EventSource:
+        for source in self.sources:
+            if source.matches(headers, body):
+                return source
+        labels = [e.LABEL for e in self.envelopes] + [s.LABEL for s in self.sources]
+        accepted = "; ".join(labels)
+        raise InvalidEventError(f"the request matches no source accepted here: {accepted}")
+
+
+WEBHOOK = Entry(
+    name="webhook",
+    sources=(github, gitlab, smn, cloudevents, generic),
+    verified_by_platform=False,
+    queue=False,
+)
+EVENT = Entry(
+    name="event",
+    sources=(cloudevents, pubsub, functiongraph),
+    verified_by_platform=True,
+    queue=True,
+    envelopes=(apig,),
+)
+
+
+def receive(
+    entry: Entry,
+    headers: Headers,
+    body: bytes,
+    settings: Settings,
+    source: EventSource | None = None,
+) -> Delivery:
+    """Detect the sender (unless given), verify it (unless the platform has), parse its delivery."""
+    source = source or entry.detect(headers, body)
+    if not entry.verified_by_platform:
+        source.verify(headers, body, settings)
+    return source.parse(headers, body, settings)

@@ -1,71 +1,236 @@
 """What every event source provides, and the helpers they share.
 
-A source is a module with ``NAME``, ``matches``, ``verify`` and ``parse`` (see
+A source is a module with ``NAME``, ``LABEL``, ``matches``, ``verify`` and ``parse`` (see
 ``EventSource``): it knows its sender's wire format and how that sender proves who it is,
-and nothing about what we do with the event.
+and nothing about what we do with the event. ``parse`` turns one request into a
+``Delivery``: its records in order, each a ``Trigger`` to act on, a ``Note`` (nothing to do,
+and why) or the ``PredeployError`` that refused that one record. An event for several
+instances is one record per instance (``fan_out``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from config import Settings
-from errors import FieldError, InvalidEventError, UnsupportedMediaError
-from models import Trigger
+from errors import (
+    ConfigurationError,
+    FieldError,
+    InvalidEventError,
+    PredeployError,
+    UnsupportedMediaError,
+)
+from models import InstanceId, Trigger
 
 __all__ = [
+    "Delivery",
+    "Envelope",
     "EventSource",
     "Headers",
+    "Note",
+    "Record",
+    "attempt",
+    "decode_base64",
     "fan_out",
     "field_errors",
+    "json_document",
     "json_object",
+    "json_value",
+    "mapped_instance",
+    "media_type",
     "require_json",
+    "single",
     "target_instances",
+    "unmapped",
+    "validate",
 ]
 
 Headers = Mapping[str, str]
 """Request headers with lower-cased names."""
 
+M = TypeVar("M", bound=BaseModel)
+_INSTANCE_ID: TypeAdapter[str] = TypeAdapter(InstanceId)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A record that asks for no backup: a ping, a handshake, an event of another kind.
+
+    ``status`` is a short word for machines (``ignored``, ``pong``, ``subscription_confirmed``,
+    ``unsubscribed``), ``message`` says why for people.
+    """
+
+    status: str
+    message: str
+
+
+Record = Trigger | Note | PredeployError
+"""One record of a delivery: act on it, note it, or report why it was refused."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one request carries. ``batch``: answer with every record's outcome, even for one."""
+
+    records: tuple[Record, ...]
+    batch: bool = False
+
+
+def single(record: Record) -> Delivery:
+    return Delivery(records=(record,))
+
+
+def attempt(read: Callable[[], Trigger | Note | Sequence[Trigger]]) -> tuple[Record, ...]:
+    """The records ``read`` makes (several for an event naming several instances), or the
+    error that refused them.
+
+    Sources read the envelope first (a broken one refuses the whole request), then each
+    record through here: a record's failure is then reported as that record's outcome,
+    which is what lets a queue delivery acknowledge what no retry can fix.
+    """
+    try:
+        made = read()
+    except PredeployError as exc:
+        return (exc,)
+    return (made,) if isinstance(made, Trigger | Note) else tuple(made)
+
 
 class EventSource(Protocol):
-    """One sender's envelope: recognise it, verify it over the raw bytes, parse it."""
+    """One sender's envelope: recognise it, verify it over the raw bytes, parse it.
+
+    ``LABEL`` names the sender and how it is recognised, for the message that lists the
+    accepted sources. ``matches`` may look at the body, but must not raise.
+    """
 
     NAME: str
+    LABEL: str
 
-    def matches(self, headers: Headers) -> bool: ...
+    def matches(self, headers: Headers, body: bytes) -> bool: ...
 
     def verify(self, headers: Headers, body: bytes, settings: Settings) -> None: ...
 
-    def parse(self, headers: Headers, body: bytes, settings: Settings) -> list[Trigger]: ...
+    def parse(self, headers: Headers, body: bytes, settings: Settings) -> Delivery: ...
+
+
+class Envelope(Protocol):
+    """A wrapper around a whole HTTP request (FunctionGraph's APIG event).
+
+    ``open`` gives the inner request's headers and raw body, which are then served like a
+    request to ``webhook`` (detected, verified, parsed); ``seal`` puts the answer back into
+    the wrapper's response format.
+    """
+
+    NAME: str
+    LABEL: str
+
+    def matches(self, headers: Headers, body: bytes) -> bool: ...
+
+    def open(self, headers: Headers, body: bytes) -> tuple[dict[str, str], bytes]: ...
+
+    def seal(
+        self, status: int, body: Mapping[str, Any], headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]: ...
+
+
+def mapped_instance(environment: str, settings: Settings) -> str | None:
+    """``INSTANCE_MAP[environment]``, checked against the instance ID rules; ``None`` if absent."""
+    instance_id = settings.instance_map.get(environment)
+    if instance_id is None:
+        return None
+    try:
+        return _INSTANCE_ID.validate_python(instance_id)
+    except ValidationError:
+        raise ConfigurationError(
+            f"INSTANCE_MAP maps environment '{environment}' to a malformed instance ID"
+        ) from None
+
+
+def unmapped(environment: str, settings: Settings) -> Note:
+    """The note for a deployment to an environment that names no instance."""
+    known = ", ".join(sorted(settings.instance_map)) or "none"
+    return Note(
+        "ignored",
+        f"environment '{environment}' maps to no instance in INSTANCE_MAP (mapped: {known})",
+    )
+
+
+def media_type(headers: Headers) -> str:
+    """The Content-Type without parameters, lower-cased; empty when absent."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 def require_json(headers: Headers) -> None:
     """Refuse bodies that do not say they are JSON (``application/json`` or ``*/*+json``)."""
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        shown = media_type or "none"
+    found = media_type(headers)
+    if found != "application/json" and not found.endswith("+json"):
+        shown = found or "none"
         raise UnsupportedMediaError(f"Content-Type must be application/json (got {shown})")
 
 
-def json_object(body: bytes) -> dict[str, Any]:
-    """Decode a body that must be one JSON object."""
+def json_value(body: bytes | str) -> Any:
+    """Decode JSON text, or ``None`` when it is not JSON (for ``matches``, which never raises)."""
     try:
-        value = json.loads(body)
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def json_object(body: bytes | str, what: str = "body") -> dict[str, Any]:
+    """Decode text that must be one JSON object; ``what`` names it in the error."""
+    value = json_document(body, what)
+    if not isinstance(value, dict):
+        raise _not_json(what, f"must be a JSON object (got {_json_type(value)})")
+    return value
+
+
+def json_document(body: bytes | str, what: str = "body") -> Any:
+    """Decode text that must be JSON; ``what`` names it in the error."""
+    try:
+        return json.loads(body)
     except UnicodeDecodeError:
-        raise InvalidEventError("body is not UTF-8 text") from None
+        raise _not_json(what, "is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise InvalidEventError(
-            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise _not_json(
+            what, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise InvalidEventError("body is nested too deeply") from None
-    if not isinstance(value, dict):
-        raise InvalidEventError(f"body must be a JSON object (got {type(value).__name__})")
-    return value
+        raise _not_json(what, "is nested too deeply") from None
+
+
+def _not_json(what: str, rule: str) -> InvalidEventError:
+    if what == "body":
+        return InvalidEventError(f"body {rule}")
+    return InvalidEventError(f"{what} {rule}", [FieldError(field=what, rule=rule)])
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def decode_base64(text: str, what: str) -> bytes:
+    """Standard base64 (padding optional), or an error naming the field."""
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidEventError(
+            f"{what} is not valid base64", [FieldError(field=what, rule="must be base64")]
+        ) from None
+
+
+def validate(model: type[M], value: Any, what: str, prefix: str = "") -> M:
+    """``model.model_validate(value)``, its failures as one error naming every field."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidEventError(f"the {what} is invalid", field_errors(exc, prefix)) from None
 
 
 _RULES = {
@@ -75,6 +240,10 @@ _RULES = {
     "literal_error": "must be {expected}",
     "string_too_short": "must not be empty",
     "string_too_long": "must be at most {max_length} characters long",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "list_type": "must be a JSON array",
+    "too_short": "must not be empty",
 }
 
 
@@ -94,35 +263,33 @@ def target_instances(
     instance_ids: Sequence[str] | None,
     settings: Settings,
     *,
+    prefix: str = "",
     one: str = "instance_id",
     many: str = "instance_ids",
 ) -> list[str]:
     """The instances an event targets: exactly one of a single id (``one``) or a list (``many``).
 
     The ids themselves are already valid (``InstanceId``); refused here: neither or both given,
-    an empty list, an instance listed twice, more than ``MAX_INSTANCES_PER_EVENT``.
+    an empty list, an instance listed twice, more than ``MAX_INSTANCES_PER_EVENT``. ``prefix``
+    goes before the field names (``data.`` for an event carried inside another).
     """
     errors: list[FieldError] = []
     if instance_id is None and instance_ids is None:
-        errors.append(FieldError(field=one, rule=f"is required (or {many}, a list of them)"))
+        errors.append(FieldError(prefix + one, f"is required (or {many}, a list of them)"))
     elif instance_id is not None and instance_ids is not None:
-        errors.append(FieldError(field=many, rule=f"must not be given together with {one}"))
+        errors.append(FieldError(prefix + many, f"must not be given together with {one}"))
     elif instance_ids is not None:
         limit = settings.max_instances_per_event
         if not instance_ids:
-            errors.append(FieldError(field=many, rule="must list at least one instance"))
+            errors.append(FieldError(prefix + many, "must list at least one instance"))
         elif len(instance_ids) > limit:
-            errors.append(
-                FieldError(
-                    field=many,
-                    rule=f"must list at most {limit} instances (MAX_INSTANCES_PER_EVENT)",
-                )
-            )
+            rule = f"must list at most {limit} instances (MAX_INSTANCES_PER_EVENT)"
+            errors.append(FieldError(prefix + many, rule))
         first: dict[str, int] = {}
         for index, value in enumerate(instance_ids):
             if value in first:
                 rule = f"repeats {many}.{first[value]}: each instance at most once"
-                errors.append(FieldError(field=f"{many}.{index}", rule=rule))
+                errors.append(FieldError(f"{prefix}{many}.{index}", rule))
             first.setdefault(value, index)
     if errors:
         raise InvalidEventError("the pre-deploy event is invalid", errors)

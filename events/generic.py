@@ -2,13 +2,17 @@
 
 Senders that cannot sign may send ``Authorization: Bearer <WEBHOOK_TOKEN>`` instead. With
 neither secret configured, every event is refused: never accepted unsigned.
+
+The same event is the payload that queue sources carry (CloudEvents data, a Pub/Sub or SMN
+message, a Kafka record, a timer's user event): ``wrapped_trigger`` reads it from there.
+An event naming several instances (``instance_ids``) gives one trigger per instance.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from standardwebhooks import Webhook
@@ -17,18 +21,31 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from config import Settings
 from errors import InvalidEventError, UnauthorizedError
 from events.base import (
+    Delivery,
     Headers,
     fan_out,
     field_errors,
     json_object,
+    media_type,
     require_json,
     target_instances,
+    validate,
 )
 from models import BackupDescription, BackupName, InstanceId, Trigger
 
-__all__ = ["NAME", "GenericEventModel", "matches", "parse", "verify"]
+__all__ = [
+    "LABEL",
+    "NAME",
+    "GenericEventModel",
+    "matches",
+    "parse",
+    "verify",
+    "verify_standard_webhooks",
+    "wrapped_trigger",
+]
 
 NAME = "generic"
+LABEL = "the generic pre-deploy event (Content-Type: application/json)"
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
@@ -48,9 +65,15 @@ class GenericEventModel(BaseModel):
     dry_run: bool = False
 
 
-def matches(headers: Headers) -> bool:
-    """The fallback source: any request no more specific source claims."""
-    return True
+def matches(headers: Headers, body: bytes) -> bool:
+    """The fallback: JSON, or anything that tries to authenticate the way this source does."""
+    found = media_type(headers)
+    return (
+        found == "application/json"
+        or found.endswith("+json")
+        or "authorization" in headers
+        or any(name in headers for name in _SIGNATURE_HEADERS)
+    )
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
@@ -63,7 +86,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
         )
     signed = any(name in headers for name in _SIGNATURE_HEADERS)
     if signed and secret is not None:
-        _verify_signature(headers, body, secret.get_secret_value())
+        verify_standard_webhooks(headers, body, secret.get_secret_value())
         return
     bearer = _bearer(headers)
     if bearer is not None and token is not None:
@@ -85,7 +108,8 @@ def _bearer(headers: Headers) -> str | None:
     return credentials.strip()
 
 
-def _verify_signature(headers: Headers, body: bytes, secret: str) -> None:
+def verify_standard_webhooks(headers: Headers, body: bytes, secret: str) -> None:
+    """``webhook-id``/``-timestamp``/``-signature`` over the raw bytes; 5 minutes of tolerance."""
     missing = [name for name in _SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise UnauthorizedError("missing signature header(s): " + ", ".join(missing))
@@ -113,7 +137,7 @@ def _signature_problem(library_message: str) -> str:
     return "the webhook signature does not match the body"
 
 
-def parse(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
+def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     """One trigger per instance; the key is the event's ``id``, else the delivery's id, else the
     body's hash (with the instance added when there are several)."""
     require_json(headers)
@@ -125,10 +149,45 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
     trigger_id = (
         event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
     )
+    triggers = _triggers(event, NAME, f"{NAME}:{trigger_id}", trigger_id, settings, "")
+    return Delivery(records=tuple(triggers))
+
+
+def wrapped_trigger(
+    payload: bytes | str | dict[str, Any],
+    *,
+    source: str,
+    key: str,
+    field: str,
+    settings: Settings,
+    fallback_id: str | None = None,
+) -> list[Trigger]:
+    """The generic event another sender carries at ``field`` (named in errors): its triggers,
+    one per instance.
+
+    ``key`` is the transport's id for the message (a redelivery carries the same one); the
+    trigger's key is ``source:key``. The trigger id reported back is the event's own ``id``
+    when it has one, else ``fallback_id``, else ``key``.
+    """
+    document = payload if isinstance(payload, dict) else json_object(payload, field)
+    event = validate(GenericEventModel, document, "pre-deploy event", prefix=f"{field}.")
+    trigger_id = event.id or fallback_id or key
+    return _triggers(event, source, f"{source}:{key}", trigger_id, settings, f"{field}.")
+
+
+def _triggers(
+    event: GenericEventModel,
+    source: str,
+    key: str,
+    trigger_id: str,
+    settings: Settings,
+    prefix: str,
+) -> list[Trigger]:
+    instances = target_instances(event.instance_id, event.instance_ids, settings, prefix=prefix)
     return fan_out(
-        target_instances(event.instance_id, event.instance_ids, settings),
-        key=f"{NAME}:{trigger_id}",
-        source=NAME,
+        instances,
+        key=key,
+        source=source,
         trigger_id=trigger_id,
         name=event.name,
         description=event.description,

@@ -1,8 +1,8 @@
 """Pre-deploy: exactly one backup per trigger, its job ID reported, optionally waited for.
 
 Everything that can refuse a trigger (callback URL, instance authorization, the create
-request's rules) is checked for every trigger of the event before the API is called, so a
-refused event changes nothing. Idempotency is stateless: the trigger fixes the backup's name
+request's rules) is checked for every trigger before the API is called, so a refused trigger
+changes nothing. Idempotency is stateless: the trigger fixes the backup's name
 and a marker in its description, and before creating we look for that backup among the
 instance's manual backups. A redelivery finds it and makes no other; of two concurrent
 deliveries, the loser meets the API's busy answer (one backup at a time per instance), looks
@@ -10,9 +10,10 @@ again and finds the winner's. Only when there is no such backup yet is the insta
 asked whether it is ``ACTIVE`` (``precheck``). Once the API has answered with a job ID
 nothing can lose it: callbacks that fail are reported in the outcome and logged, never raised.
 
-An event for several instances is served one instance after another within one deadline;
-with waiting, every backup is started first and then all are waited for, so they build side
-by side. A failure of one instance is that instance's result, not the event's. A dry run
+The triggers of one delivery (an event for several instances, a batch) are served one after
+another within one deadline; with waiting, every backup is started first and then all are
+waited for, so they build side by side. A trigger's failure is its result, not the
+delivery's. A dry run
 (``Trigger.dry_run``) goes through the same checks and look-up but creates, deletes and calls
 back nothing. Retention (``RETENTION_KEEP``) runs after a backup was made or found.
 """
@@ -50,7 +51,6 @@ __all__ = [
     "Final",
     "Result",
     "Services",
-    "TriggerFailure",
     "check",
     "handle",
     "handle_all",
@@ -104,53 +104,49 @@ class DryRunOutcome:
     retention: RetentionReport | None = None
 
 
-@dataclass(frozen=True)
-class TriggerFailure:
-    """One trigger of a several-instance event that failed; the others went on."""
-
-    trigger: Trigger
-    error: PredeployError
-
-
-Result = BackupOutcome | DryRunOutcome | TriggerFailure
+Result = BackupOutcome | DryRunOutcome | PredeployError
+"""One trigger's result: what was done, or why not (its failure takes its place)."""
 
 
 def handle_all(triggers: Sequence[Trigger], services: Services) -> list[Result]:
-    """Every trigger of one event, one result each, in order.
+    """Every trigger of one delivery, one result each, in order.
 
-    A refusal by ``check`` refuses the whole event before anything happens upstream (it is
-    raised). The API work of all triggers shares one deadline; waiting starts only once every
-    backup has been started, and shares one ``WAIT_TIMEOUT_SECONDS``.
+    First every trigger is checked (``check``: nothing upstream yet), then the ones that
+    passed are started one after another within one deadline, then, where asked for, waited
+    for within one ``WAIT_TIMEOUT_SECONDS``.
     """
     settings = services.settings
-    requests = [check(trigger, services) for trigger in triggers]
+    results: list[Result | CreateBackupRequest] = []
+    for trigger in triggers:
+        try:
+            results.append(check(trigger, services))
+        except PredeployError as exc:
+            results.append(exc)
     deadline = Deadline(settings.deadline_seconds)
-    started: list[Result] = []
-    for trigger, request in zip(triggers, requests, strict=True):
-        try:
-            started.append(_start(trigger, request, services, deadline))
-        except PredeployError as exc:
-            started.append(TriggerFailure(trigger, exc))
+    for index, (trigger, checked) in enumerate(zip(triggers, results, strict=True)):
+        if isinstance(checked, CreateBackupRequest):
+            try:
+                results[index] = _start(trigger, checked, services, deadline)
+            except PredeployError as exc:
+                results[index] = exc
     waiting = Deadline(settings.wait_timeout_seconds)
-    results: list[Result] = []
-    for result in started:
-        try:
-            finished = (
-                _finish(result, services, deadline, waiting)
-                if isinstance(result, BackupOutcome)
-                else result
-            )
-        except PredeployError as exc:
-            finished = TriggerFailure(result.trigger, exc)
-        results.append(finished)
-    return results
+    done: list[Result] = []
+    for result in results:
+        assert not isinstance(result, CreateBackupRequest)  # every checked one was started
+        if isinstance(result, BackupOutcome):
+            try:
+                result = _finish(result, services, deadline, waiting)
+            except PredeployError as exc:
+                result = exc
+        done.append(result)
+    return done
 
 
 def handle(trigger: Trigger, services: Services) -> BackupOutcome | DryRunOutcome:
     """One trigger on its own; its failure is raised."""
     (result,) = handle_all([trigger], services)
-    if isinstance(result, TriggerFailure):
-        raise result.error
+    if isinstance(result, PredeployError):
+        raise result
     return result
 
 

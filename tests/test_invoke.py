@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from standardwebhooks import Webhook
 
 from emulator import Emulator
 from helpers import ROOT, SAMPLES, WEBHOOK_SECRET, WEBHOOK_TOKEN, function_env
 from tools.invoke import build_request, main
+from tools.serve import free_port, function_server
 
 SAMPLE = SAMPLES / "generic-pre-deploy.json"
 
@@ -126,45 +124,10 @@ def test_refusal_exits_1_and_prints_the_answer(
     assert creates(emu) == 0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server(env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target=webhook",
-            f"--source={ROOT / 'main.py'}",
-            "--host=127.0.0.1",
-            f"--port={port}",
-        ],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "the server exited"
-            try:
-                httpx.get(url + "healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with function_server(dict(os.environ)) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_invoke_a_running_function_from_the_command_line(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,47 +13,13 @@ import pytest
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
 from helpers import CALLBACK_SECRET, ROOT, event, function_env, sign
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tools.serve import function_server
 
 
 @pytest.fixture
 def server(emu: Emulator) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target=webhook",
-            f"--source={ROOT / 'main.py'}",
-            "--host=127.0.0.1",
-            f"--port={port}",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **function_env(emu.url)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else b""
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    with function_server({**os.environ, **function_env(emu.url)}) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_real_server_creates_backup_and_calls_back(server: str, emu: Emulator) -> None:

@@ -1,0 +1,60 @@
+"""Serve a delivery's records one at a time: a record that fails never stops the others.
+
+A queue redelivers what is answered non-2xx, so whether a failed record should make the
+whole delivery non-2xx is decided here too: only when a later try can succeed. A record that
+will never succeed is acknowledged instead, after its pipeline has been told (a
+``backup.failed`` callback) and the failure logged, so a poison message does not loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from clients.retry import is_retryable
+from errors import ApiError, AuthenticationError, ConfigurationError, PredeployError
+from events.base import Note
+from handlers import pre_deploy
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
+from models import Trigger
+
+__all__ = ["Outcome", "curable_by_retry", "serve_each"]
+
+Outcome = BackupOutcome | DryRunOutcome | Note | PredeployError
+
+
+def serve_each(
+    records: Sequence[Trigger | Note | PredeployError], services: Services, *, queue: bool
+) -> list[Outcome]:
+    """Each trigger handled on its own (``pre_deploy.handle_all``: one deadline for all); its
+    failure takes its place in the list.
+
+    On a queue entry point, a trigger that failed for good gets its ``backup.failed``
+    callback here, since its delivery will be acknowledged.
+    """
+    triggers = [record for record in records if isinstance(record, Trigger)]
+    results = iter(pre_deploy.handle_all(triggers, services))
+    outcomes: list[Outcome] = []
+    for record in records:
+        if not isinstance(record, Trigger):
+            outcomes.append(record)
+            continue
+        result = next(results)
+        if isinstance(result, PredeployError) and queue and not curable_by_retry(result):
+            pre_deploy.report_failure(record, result, services)
+        outcomes.append(result)
+    return outcomes
+
+
+def curable_by_retry(exc: PredeployError) -> bool:
+    """Whether redelivering the record can succeed later.
+
+    Yes when the cloud was busy, throttling or away (``clients.retry.is_retryable``), and
+    when the function's own setup failed (a setting, the IAM credentials, the API
+    permissions): an operator fixes those, and acknowledging the delivery would lose the
+    deploy's backup. No when the event itself is wrong: it will be wrong next time too.
+    """
+    if is_retryable(exc):
+        return True
+    if isinstance(exc, ConfigurationError | AuthenticationError):
+        return True
+    return isinstance(exc, ApiError) and exc.status_code in (401, 403)

@@ -1,0 +1,178 @@
+"""GitHub deployment webhooks on ``webhook``: verification, instance resolution, other events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from config import load_settings
+from emulator import Emulator
+from events import github
+from helpers import INSTANCE
+from models import Trigger
+from senders import GITHUB_SECRET, STAGING, github_signature, make_client, sample, sources_env
+
+DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+
+
+@pytest.fixture
+def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    emu.put_instance(STAGING)
+    for name, value in sources_env(emu.url, "https://smn.eu-de.otc.t-systems.com", "").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CALLBACK_URL")
+
+
+@pytest.fixture
+def client(env: None) -> FlaskClient:
+    return make_client("webhook")
+
+
+def deployment(**payload: Any) -> bytes:
+    document = json.loads(sample("github-deployment")[0])
+    document["deployment"]["payload"] = payload
+    return json.dumps(document).encode()
+
+
+def headers(body: bytes, event: str = "deployment", **extra: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": DELIVERY,
+        "X-Hub-Signature-256": github_signature(body),
+        **extra,
+    }
+
+
+def creates(emu: Emulator) -> list[dict[str, Any]]:
+    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
+
+
+def test_instance_from_the_deployment_payload(client: FlaskClient, emu: Emulator) -> None:
+    body = deployment(instance_id=STAGING)
+    response = client.post("/", data=body, headers=headers(body))
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["trigger_id"] == "deployment-1452339931"
+    assert [c["instance_id"] for c in creates(emu)] == [STAGING]
+
+
+def test_instance_from_instance_map_by_environment(client: FlaskClient, emu: Emulator) -> None:
+    body = deployment()  # environment "production", no instance in the payload
+    response = client.post("/", data=body, headers=headers(body))
+    assert response.status_code == 202, response.get_json()
+    assert [c["instance_id"] for c in creates(emu)] == [INSTANCE]
+
+
+def test_payload_given_as_json_text(client: FlaskClient, emu: Emulator) -> None:
+    document = json.loads(deployment())
+    document["deployment"]["payload"] = json.dumps({"instance_id": STAGING})
+    body = json.dumps(document).encode()
+    response = client.post("/", data=body, headers=headers(body))
+    assert response.status_code == 202, response.get_json()
+    assert [c["instance_id"] for c in creates(emu)] == [STAGING]
+
+
+def test_unmapped_environment_is_acknowledged_and_ignored(
+    client: FlaskClient, emu: Emulator
+) -> None:
+    document = json.loads(deployment())
+    document["deployment"]["environment"] = "review/feature-x"
+    body = json.dumps(document).encode()
+    response = client.post("/", data=body, headers=headers(body))
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ignored"
+    assert "review/feature-x" in response.get_json()["message"]
+    assert "INSTANCE_MAP" in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+def test_ping_is_answered_without_a_backup(client: FlaskClient, emu: Emulator) -> None:
+    body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 292430182}).encode()
+    response = client.post("/", data=body, headers=headers(body, event="ping"))
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "pong"
+    assert emu.requests() == []
+
+
+def test_other_events_are_ignored(client: FlaskClient, emu: Emulator) -> None:
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    response = client.post("/", data=body, headers=headers(body, event="push"))
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ignored",
+        "message": "GitHub 'push' events start no backup: subscribe to deployment events",
+    }
+    assert emu.requests() == []
+
+
+def test_malformed_instance_in_payload_is_named(client: FlaskClient, emu: Emulator) -> None:
+    body = deployment(instance_id="not-an-instance")
+    response = client.post("/", data=body, headers=headers(body))
+    assert response.status_code == 400
+    fields = {f["field"] for f in response.get_json()["fields"]}
+    assert fields == {"deployment.payload.instance_id"}
+    assert emu.requests() == []
+
+
+def test_missing_delivery_id_is_refused(client: FlaskClient, emu: Emulator) -> None:
+    body = deployment()
+    sent = {k: v for k, v in headers(body).items() if k != "X-GitHub-Delivery"}
+    response = client.post("/", data=body, headers=sent)
+    assert response.status_code == 400
+    assert "X-GitHub-Delivery" in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+def test_form_encoded_webhook_is_415(client: FlaskClient, emu: Emulator) -> None:
+    body = b"payload=%7B%7D"
+    sent = headers(body, **{"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post("/", data=body, headers=sent)
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"X-Hub-Signature-256": None}, "missing X-Hub-Signature-256"),
+        ({"X-Hub-Signature-256": github_signature(b"{}")}, "does not match"),
+        ({"X-Hub-Signature-256": github_signature(deployment(), "other")}, "does not match"),
+        ({"X-Hub-Signature-256": "sha1=0123456789abcdef"}, "malformed"),
+        ({"X-Hub-Signature-256": "sha256=zz"}, "does not match"),
+    ],
+)
+def test_unverified_delivery_is_refused(
+    client: FlaskClient, emu: Emulator, change: dict[str, str | None], message: str
+) -> None:
+    body = deployment()
+    sent = {**headers(body), **change}
+    response = client.post("/", data=body, headers={k: v for k, v in sent.items() if v})
+    assert response.status_code == 401
+    assert message in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+def test_without_secret_every_delivery_is_refused(
+    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET")
+    body = deployment()
+    response = make_client("webhook").post("/", data=body, headers=headers(body))
+    assert response.status_code == 401
+    assert "GITHUB_WEBHOOK_SECRET" in response.get_json()["message"]
+    assert GITHUB_SECRET not in response.get_data(as_text=True)
+    assert emu.requests() == []
+
+
+def test_the_delivery_id_is_the_key(env: None) -> None:
+    """GitHub signs no time, so a replay verifies: it carries the same delivery id, the key."""
+    body = deployment()
+    sent = {k.lower(): v for k, v in headers(body).items()}
+    (trigger,) = github.parse(sent, body, load_settings()).records
+    assert isinstance(trigger, Trigger)
+    assert trigger.key == f"github:{DELIVERY}"
+    assert trigger.instance_id == INSTANCE

@@ -1,0 +1,213 @@
+"""GitLab deployment and pipeline webhooks on ``webhook``: token, signing token, what starts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from config import load_settings
+from emulator import Emulator
+from events import gitlab
+from helpers import INSTANCE, sign
+from models import Trigger
+from senders import (
+    GITLAB_SIGNING_TOKEN,
+    GITLAB_TOKEN,
+    STAGING,
+    make_client,
+    sample,
+    sources_env,
+)
+
+KEY = "b0c8e6f4-3a2d-4f19-9e7a-5d1c2b8a4e60"
+
+
+@pytest.fixture
+def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    emu.put_instance(STAGING)
+    for name, value in sources_env(emu.url, "https://smn.eu-de.otc.t-systems.com", "").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CALLBACK_URL")
+
+
+@pytest.fixture
+def client(env: None) -> FlaskClient:
+    return make_client("webhook")
+
+
+def hook(name: str = "gitlab-deployment", **fields: Any) -> tuple[bytes, dict[str, str]]:
+    raw, headers = sample(name)
+    document = json.loads(raw)
+    document.update(fields)
+    return json.dumps(document).encode(), {**headers, "X-Gitlab-Token": GITLAB_TOKEN}
+
+
+def creates(emu: Emulator) -> list[dict[str, Any]]:
+    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
+
+
+def test_running_deployment_backs_up_the_mapped_instance(
+    client: FlaskClient, emu: Emulator
+) -> None:
+    body, headers = hook(environment="staging")
+    response = client.post("/", data=body, headers=headers)
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["trigger_id"] == "deployment-1520"
+    assert [c["instance_id"] for c in creates(emu)] == [STAGING]
+
+
+@pytest.mark.parametrize("status", ["created", "success", "failed", "canceled"])
+def test_deployments_that_are_not_starting_are_ignored(
+    client: FlaskClient, emu: Emulator, status: str
+) -> None:
+    body, headers = hook(status=status)
+    response = client.post("/", data=body, headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ignored"
+    assert repr(status) in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+def test_unmapped_environment_is_ignored(client: FlaskClient, emu: Emulator) -> None:
+    body, headers = hook(environment="review/feature-x")
+    response = client.post("/", data=body, headers=headers)
+    assert response.status_code == 200
+    assert "review/feature-x" in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+def test_pipeline_without_deploy_job_is_ignored(client: FlaskClient, emu: Emulator) -> None:
+    raw, _ = sample("gitlab-pipeline")
+    builds = [b for b in json.loads(raw)["builds"] if b["environment"] is None]
+    body, headers = hook("gitlab-pipeline", builds=builds)
+    response = client.post("/", data=body, headers=headers)
+    assert response.status_code == 200
+    assert "no job that deploys" in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+def test_pipeline_deploying_to_two_environments_backs_up_both(
+    client: FlaskClient, emu: Emulator
+) -> None:
+    raw, _ = sample("gitlab-pipeline")
+    builds = json.loads(raw)["builds"]
+    staging = {**builds[-1], "id": 88430, "environment": {"name": "staging", "action": "start"}}
+    body, headers = hook("gitlab-pipeline", builds=[*builds, staging])
+    response = client.post("/", data=body, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results] == ["started", "started"]
+    assert sorted(c["instance_id"] for c in creates(emu)) == sorted([INSTANCE, STAGING])
+
+
+def test_other_kinds_are_ignored(client: FlaskClient, emu: Emulator) -> None:
+    body = json.dumps({"object_kind": "push", "ref": "refs/heads/main"}).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Gitlab-Event": "Push Hook",
+        "X-Gitlab-Token": GITLAB_TOKEN,
+    }
+    response = client.post("/", data=body, headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ignored"
+    assert emu.requests() == []
+
+
+def test_idempotency_key_is_the_key(env: None) -> None:
+    body, headers = hook()
+    (trigger,) = gitlab.parse(
+        {k.lower(): v for k, v in headers.items()}, body, load_settings()
+    ).records
+    assert isinstance(trigger, Trigger)
+    assert trigger.key == f"gitlab:{KEY}"
+
+
+def test_without_idempotency_key_the_event_uuid_is_the_key(env: None) -> None:
+    body, headers = hook()
+    sent = {k.lower(): v for k, v in headers.items() if k != "Idempotency-Key"}
+    sent["x-gitlab-event-uuid"] = "older-gitlab-uuid"
+    (trigger,) = gitlab.parse(sent, body, load_settings()).records
+    assert isinstance(trigger, Trigger)
+    assert trigger.key == "gitlab:older-gitlab-uuid"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [(None, "missing X-Gitlab-Token"), ("wrong-token", "not valid"), ("", "missing")],
+)
+def test_wrong_or_missing_token_is_refused(
+    client: FlaskClient, emu: Emulator, token: str | None, message: str
+) -> None:
+    body, headers = hook()
+    sent = {k: v for k, v in headers.items() if k != "X-Gitlab-Token"}
+    if token is not None:
+        sent["X-Gitlab-Token"] = token
+    response = client.post("/", data=body, headers=sent)
+    assert response.status_code == 401
+    assert message in response.get_json()["message"]
+    assert GITLAB_TOKEN not in response.get_data(as_text=True)
+    assert emu.requests() == []
+
+
+def test_without_any_gitlab_secret_every_delivery_is_refused(
+    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    monkeypatch.delenv("GITLAB_WEBHOOK_TOKEN")
+    body, headers = hook()
+    response = make_client("webhook").post("/", data=body, headers=headers)
+    assert response.status_code == 401
+    assert "GITLAB_WEBHOOK_TOKEN" in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+@pytest.fixture
+def signing(env: None, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+    """GitLab's signing token configured: deliveries must carry its Standard Webhooks signature."""
+    monkeypatch.setenv("GITLAB_WEBHOOK_SIGNING_TOKEN", GITLAB_SIGNING_TOKEN)
+    return make_client("webhook")
+
+
+def signed(body: bytes, headers: dict[str, str], **options: Any) -> dict[str, str]:
+    signature = sign(body, secret=GITLAB_SIGNING_TOKEN, msg_id=KEY, **options)
+    return {**headers, **signature}
+
+
+def test_signed_delivery_is_accepted(signing: FlaskClient, emu: Emulator) -> None:
+    body, headers = hook()
+    unsigned = {k: v for k, v in headers.items() if k != "X-Gitlab-Token"}
+    response = signing.post("/", data=body, headers=signed(body, unsigned))
+    assert response.status_code == 202, response.get_json()
+    assert len(creates(emu)) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers_for", "message"),
+    [
+        (lambda body, headers: headers, "missing webhook-signature"),
+        (lambda body, headers: signed(b"{}", headers), "does not match"),
+        (
+            lambda body, headers: signed(
+                body, headers, timestamp=datetime.now(tz=UTC) - timedelta(minutes=6)
+            ),
+            "more than 5 minutes old",
+        ),
+        (
+            lambda body, headers: {**signed(body, headers), "webhook-id": "replayed-id"},
+            "does not match",
+        ),
+    ],
+    ids=["missing", "wrong", "stale", "replayed-under-another-id"],
+)
+def test_unverified_signed_delivery_is_refused(
+    signing: FlaskClient, emu: Emulator, headers_for: Any, message: str
+) -> None:
+    """With a signing token set, the plain token alone no longer passes."""
+    body, headers = hook()
+    response = signing.post("/", data=body, headers=headers_for(body, headers))
+    assert response.status_code == 401
+    assert message in response.get_json()["message"]
+    assert emu.requests() == []

@@ -1,0 +1,162 @@
+"""Google Pub/Sub push on ``event``: the envelope, the key, and when Pub/Sub should redeliver."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from config import load_settings
+from emulator import Emulator
+from events import pubsub
+from helpers import INSTANCE
+from models import Trigger
+from senders import make_client, sample, sources_env
+
+
+@pytest.fixture
+def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in sources_env(emu.url, "https://smn.eu-de.otc.t-systems.com", "").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CALLBACK_URL")
+
+
+@pytest.fixture
+def client(env: None) -> FlaskClient:
+    return make_client("event")
+
+
+def push(
+    data: bytes | str | None = None,
+    *,
+    encoded: str | None = None,
+    drop: tuple[str, ...] = (),
+    **message: Any,
+) -> bytes:
+    """The sample's envelope with ``data`` base64-encoded (or ``encoded`` as given) into it."""
+    document = json.loads(sample("pubsub-push")[0])
+    if data is not None:
+        raw = data if isinstance(data, bytes) else data.encode()
+        document["message"]["data"] = base64.b64encode(raw).decode()
+    if encoded is not None:
+        document["message"]["data"] = encoded
+    document["message"].update(message)
+    for name in drop:
+        del document["message"][name]
+    return json.dumps(document).encode()
+
+
+def event(**fields: Any) -> str:
+    document = {"event": "pre-deploy", "id": "deploy-4711", "instance_id": INSTANCE, **fields}
+    return json.dumps({k: v for k, v in document.items() if v is not None})
+
+
+HEADERS = {"Content-Type": "application/json"}
+
+
+def test_the_message_id_is_the_key(env: None) -> None:
+    (trigger,) = pubsub.parse({}, push(event(id=None)), load_settings()).records
+    assert isinstance(trigger, Trigger)
+    assert trigger.key == "pubsub:13452238701935066"
+    assert trigger.trigger_id == "13452238701935066"
+
+
+def test_snake_case_message_id_alone_is_enough(env: None) -> None:
+    body = push(event(), drop=("messageId",))
+    (trigger,) = pubsub.parse({}, body, load_settings()).records
+    assert isinstance(trigger, Trigger)
+    assert trigger.key == "pubsub:13452238701935066"
+
+
+def test_message_backs_up(client: FlaskClient, emu: Emulator) -> None:
+    response = client.post("/", data=push(event()), headers=HEADERS)
+    assert response.status_code == 200, response.get_json()
+    (result,) = response.get_json()["results"]
+    assert result["status"] == "started"
+    assert result["trigger_id"] == "deploy-4711"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (push(drop=("message_id", "messageId")), "message"),
+        (
+            json.dumps(
+                {"message": {"data": "e30=", "messageId": "1"}, "subscription": ""}
+            ).encode(),
+            "subscription",
+        ),
+        (push(drop=("data",)), "message.data"),
+    ],
+)
+def test_malformed_envelope_is_400(
+    client: FlaskClient, emu: Emulator, body: bytes, field: str
+) -> None:
+    response = client.post("/", data=body, headers=HEADERS)
+    assert response.status_code == 400
+    assert field in {f["field"] for f in response.get_json()["fields"]}
+    assert emu.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (push(data=b"\xff\xfe"), "message.data"),
+        (push(data="[1]"), "message.data"),
+        (push(data=event(instance_id="x")), "message.data.instance_id"),
+        (push(encoded="!!not base64!!"), "message.data"),
+    ],
+)
+def test_bad_message_is_acknowledged_so_pubsub_stops(
+    client: FlaskClient, emu: Emulator, body: bytes, field: str
+) -> None:
+    """Pub/Sub redelivers anything but 2xx; a bad message would come back forever."""
+    response = client.post("/", data=body, headers=HEADERS)
+    assert response.status_code == 200
+    (result,) = response.get_json()["results"]
+    assert (result["status"], result["retry"]) == ("failed", False)
+    assert field in {f["field"] for f in result["fields"]}
+    assert emu.requests() == []
+
+
+def test_busy_instance_asks_pubsub_to_redeliver(
+    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    monkeypatch.setenv("DEADLINE_SECONDS", "1")
+    emu.configure(backup_seconds=30)
+    emu.add_backup(INSTANCE, backup_type="manual", status="BUILDING")
+    client = make_client("event")
+    response = client.post("/", data=push(event()), headers=HEADERS)
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    (result,) = response.get_json()["results"]
+    assert (result["status"], result["retry"]) == ("failed", True)
+
+
+def test_broken_setup_asks_pubsub_to_redeliver(
+    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    """Fixing the setting lets the message through later; acknowledging it would lose it."""
+    monkeypatch.setenv("OS_PASSWORD", "wrong-password-123")
+    response = make_client("event").post("/", data=push(event()), headers=HEADERS)
+    assert response.status_code == 502
+    (result,) = response.get_json()["results"]
+    assert (result["error"], result["retry"]) == ("iam_authentication_failed", True)
+    assert "wrong-password-123" not in response.get_data(as_text=True)
+
+
+def test_envelope_without_subscription_is_not_pubsub(client: FlaskClient, emu: Emulator) -> None:
+    response = client.post("/", data=b'{"message": {"data": "e30="}}', headers=HEADERS)
+    assert response.status_code == 400
+    assert "matches no source" in response.get_json()["message"]
+    assert "Pub/Sub push" in response.get_json()["message"]
+    assert emu.requests() == []
+
+
+def test_push_envelope_on_webhook_is_not_accepted_unverified(env: None, emu: Emulator) -> None:
+    response = make_client("webhook").post("/", data=push(event()), headers=HEADERS)
+    assert response.status_code == 401
+    assert emu.requests() == []

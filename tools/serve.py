@@ -1,0 +1,71 @@
+"""Run the function under a real functions-framework server on a free 127.0.0.1 port.
+
+For the demo, the tests and local work: ``with function_server(env) as url: ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+
+__all__ = ["free_port", "function_server"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def function_server(
+    env: Mapping[str, str], *, target: str = "webhook", start_timeout: float = 30.0
+) -> Iterator[str]:
+    """The URL (``http://127.0.0.1:PORT/``) of a server running ``main.py``'s ``target``."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            f"--target={target}",
+            f"--source={ROOT / 'main.py'}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+        ],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if process.poll() is not None:
+                error = process.stderr.read() if process.stderr else ""
+                raise RuntimeError(f"the function did not start:\n{error}")
+            try:
+                httpx.get(url + "healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no answer in {start_timeout:g} s") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
