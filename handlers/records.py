@@ -39,7 +39,8 @@ def serve_each(
             outcomes.append(record)
             continue
         result = next(results)
-        if isinstance(result, PredeployError) and queue and not curable_by_retry(result):
+        told = queue and not record.dry_run  # a dry run calls nothing back
+        if told and isinstance(result, PredeployError) and not curable_by_retry(result):
             pre_deploy.report_failure(record, result, services)
         outcomes.append(result)
     return outcomes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
 from helpers import INSTANCE, backups_on, event, function_env, js, make_client, sign
+from senders import make_client as make_target_client
 
 OTHER = "00000000000000000000000000000001in07"
 
@@ -169,4 +171,29 @@ def test_dry_run_for_several_instances(client: FlaskClient, emu: Emulator) -> No
     assert first["status"] == "dry_run" and first["http_status"] == 200
     assert first["dry_run"] is True and first["instance_id"] == INSTANCE
     assert second["error"] == "instance_busy" and second["instance_id"] == OTHER
+    assert changes(emu) == []
+
+
+def test_queued_dry_run_that_fails_for_good_calls_nothing_back(
+    env: dict[str, str], emu: Emulator, receiver: CallbackReceiver
+) -> None:
+    """On ``event`` a permanent failure is acknowledged with a ``backup.failed`` callback;
+    not for a dry run."""
+    emu.put_instance(INSTANCE, status="FROZEN")
+    data = {"event": "pre-deploy", "id": "d-1", "instance_id": INSTANCE, "dry_run": True}
+    cloud_event = {
+        "specversion": "1.0",
+        "id": "ce-1",
+        "source": "/pipelines/42",
+        "type": "dev.predeploy.pre-deploy",
+        "data": {**data, "callback_url": receiver.url},
+    }
+    response = make_target_client("event").post(
+        "/", data=json.dumps(cloud_event), headers={"Content-Type": "application/cloudevents+json"}
+    )
+
+    assert response.status_code == 200  # acknowledged: frozen stays frozen
+    (record,) = js(response)["results"]
+    assert (record["status"], record["error"]) == ("failed", "instance_not_active")
+    assert receiver.received == []
     assert changes(emu) == []
