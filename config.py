@@ -140,13 +140,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     max_json_depth: int = Field(default=32, ge=2, le=512)
     max_records_per_event: int = Field(default=100, gt=0)
-    max_instances_per_event: int = Field(default=10, gt=0)
+    max_instances_per_event: int = Field(default=10, ge=1, le=100)
 
     # retries, idempotency and waiting
     deadline_seconds: float = Field(default=9.0, gt=0, le=3600)
     wait_for_completion: bool = False
     wait_timeout_seconds: float = Field(default=600.0, gt=0, le=86400)
     poll_interval_seconds: float = Field(default=10.0, ge=0.05, le=600)
+
+    # retention
+    retention_keep: int = Field(default=0, ge=0, le=1000)
 
     # callbacks
     callback_url: str | None = None

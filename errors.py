@@ -7,6 +7,9 @@
     ├── UnauthorizedError        missing or wrong signature / token             → 401
     ├── ForbiddenError           the event targets an instance it may not       → 403
     ├── NotFoundError            no such backup or job (status endpoint)        → 404
+    ├── PreconditionError        the instance is not ACTIVE:
+    │   ├── InstanceBusyError        busy (BACKING UP, REBOOTING, …), will pass  → 503
+    │   └── InstanceNotActiveError   FROZEN, FAILED, STORAGE FULL, …: needs a person → 409
     ├── ConfigurationError       a setting is missing or malformed              → 500
     ├── AuthenticationError      IAM refused our credentials                    → 502
     ├── ApiError                 the TaurusDB API answered with an error        → by status
@@ -25,9 +28,12 @@ __all__ = [
     "ConfigurationError",
     "FieldError",
     "ForbiddenError",
+    "InstanceBusyError",
+    "InstanceNotActiveError",
     "InvalidEventError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "PreconditionError",
     "PredeployError",
     "UnauthorizedError",
     "UnsupportedMediaError",
@@ -77,6 +83,23 @@ class ForbiddenError(PredeployError):
 
 class NotFoundError(PredeployError):
     pass
+
+
+class PreconditionError(PredeployError):
+    """The instance is not ``ACTIVE``, so no backup can be made of it now."""
+
+    def __init__(self, message: str, instance_id: str, instance_status: str) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+        self.instance_status = instance_status
+
+
+class InstanceBusyError(PreconditionError):
+    """A backup or another operation runs on the instance; later it will be ``ACTIVE`` again."""
+
+
+class InstanceNotActiveError(PreconditionError):
+    """The instance is in a state that waiting will not end (frozen, failed, storage full)."""
 
 
 class ConfigurationError(PredeployError):

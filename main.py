@@ -31,20 +31,24 @@ from errors import (
     AuthenticationError,
     ConfigurationError,
     ForbiddenError,
+    InstanceBusyError,
+    InstanceNotActiveError,
     InvalidEventError,
     NotFoundError,
     PayloadTooLargeError,
+    PreconditionError,
     PredeployError,
     UnauthorizedError,
     UnsupportedMediaError,
     UpstreamUnavailableError,
 )
 from events import generic
-from events.base import Note, check_batch
+from events.base import Note, Record, check_batch
 from handlers import records
 from handlers import status as handlers_status
-from handlers.pre_deploy import BackupOutcome, Services
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from health import Answer
+from models import Trigger
 
 __all__ = ["event", "webhook"]
 
@@ -153,25 +157,35 @@ def _deliver(
     check_batch(delivery.records, settings)
     outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
     if entry.queue or delivery.batch or len(outcomes) != 1:
-        return _results(outcomes, event_log)
+        return _results(delivery.records, outcomes, event_log)
     outcome = outcomes[0]
+    record = delivery.records[0]
+    if isinstance(record, Trigger):
+        event_log.note(trigger_id=record.trigger_id, instance_id=record.instance_id)
     if isinstance(outcome, PredeployError):
         raise outcome
     if isinstance(outcome, Note):
         event_log.handled(outcome.status, 200)
         return 200, _noted(outcome), {}
+    if isinstance(outcome, DryRunOutcome):
+        return _dry_run(outcome, event_log)
     answer = _outcome(outcome)
     _log_outcome(event_log, outcome, answer[0])
     return answer
 
 
-def _results(outcomes: list[records.Outcome], event_log: logs.EventLog) -> Answer:
+def _results(
+    sent: tuple[Record, ...], outcomes: list[records.Outcome], event_log: logs.EventLog
+) -> Answer:
     """Every record's outcome; non-2xx (the first curable failure's status) only when a
     redelivery can succeed, since a queue redelivers whatever is not acknowledged."""
     results: list[dict[str, Any]] = []
     status, waits = 200, []
-    for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, BackupOutcome):
+    for index, (record, outcome) in enumerate(zip(sent, outcomes, strict=True)):
+        if isinstance(outcome, DryRunOutcome):
+            code, body, _ = _dry_run(outcome, event_log)
+            results.append({"record": index, "status": "dry_run", "http_status": code} | body)
+        elif isinstance(outcome, BackupOutcome):
             code, body, _ = _outcome(outcome)
             _log_outcome(event_log, outcome, code)
             kind = "started" if outcome.created else "exists"
@@ -181,6 +195,9 @@ def _results(outcomes: list[records.Outcome], event_log: logs.EventLog) -> Answe
             results.append({"record": index, **_noted(outcome)})
         else:
             code, body, headers = _error(outcome)
+            if isinstance(record, Trigger):  # which instance of the event failed
+                body.update(instance_id=record.instance_id, trigger_id=record.trigger_id)
+                event_log.note(trigger_id=record.trigger_id, instance_id=record.instance_id)
             curable = records.curable_by_retry(outcome)
             event_log.failed(body["error"], code, outcome.message, record=index, retry=curable)
             results.append(
@@ -244,6 +261,8 @@ def _outcome(outcome: BackupOutcome) -> Answer:
             kind: {"delivered": d.delivered, "status": d.status, "error": d.error}
             for kind, d in outcome.callbacks.items()
         }
+    if outcome.retention is not None:
+        body["retention"] = outcome.retention.as_json()
     status = 202 if outcome.created else 200
     headers: dict[str, str] = {}
     if outcome.final is not None:
@@ -258,6 +277,25 @@ def _outcome(outcome: BackupOutcome) -> Answer:
             body.update(error="backup_timed_out", message="the backup did not end in time")
             headers["Retry-After"] = "30"
     return status, body, headers
+
+
+def _dry_run(outcome: DryRunOutcome, event_log: logs.EventLog) -> Answer:
+    """200: what a real run would do; nothing was created, deleted or called back."""
+    existing = outcome.existing
+    body: dict[str, Any] = {
+        "dry_run": True,
+        "instance_id": outcome.trigger.instance_id,
+        "trigger_id": outcome.trigger.trigger_id,
+        "instance_status": outcome.instance.status,
+        "backup_name": outcome.request.name,
+        "backup_description": outcome.request.description,
+        "existing_backup": existing.model_dump(mode="json") if existing is not None else None,
+    }
+    if outcome.retention is not None:
+        body["retention"] = outcome.retention.as_json()
+    event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
+    event_log.handled("dry_run", 200, backup_id=existing.id if existing is not None else None)
+    return 200, body, {}
 
 
 def _error(exc: PredeployError) -> Answer:
@@ -279,6 +317,12 @@ def _error(exc: PredeployError) -> Answer:
         status = 403
     elif isinstance(exc, NotFoundError):
         status = 404
+    elif isinstance(exc, PreconditionError):
+        body["instance_status"] = exc.instance_status
+        status = 409
+        if isinstance(exc, InstanceBusyError):
+            status = 503  # the instance will be ACTIVE again: a retry later goes through
+            headers["Retry-After"] = "30"
     elif isinstance(exc, AuthenticationError):
         status = 502
     elif isinstance(exc, UpstreamUnavailableError):
@@ -313,6 +357,8 @@ _ERROR_NAMES: dict[type[PredeployError], str] = {
     UnauthorizedError: "unauthorized",
     ForbiddenError: "forbidden",
     NotFoundError: "not_found",
+    InstanceBusyError: "instance_busy",
+    InstanceNotActiveError: "instance_not_active",
     ConfigurationError: "configuration_error",
     AuthenticationError: "iam_authentication_failed",
     ApiError: "upstream_error",

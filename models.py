@@ -240,6 +240,8 @@ class Trigger(BaseModel):
     ``trigger_id`` is the sender's id for the event (its ``id``, a delivery id, a message
     id, else the body's hash), reported back in responses and callbacks. ``key`` is that id
     namespaced by source: the idempotency key, the same for every redelivery of one trigger.
+    An event for several instances becomes one trigger per instance, each with the instance
+    in its key (``events.base.fan_out``). ``dry_run``: check everything, make and delete nothing.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -253,3 +255,4 @@ class Trigger(BaseModel):
     description: BackupDescription | None = None
     callback_url: str | None = None
     wait: bool | None = None
+    dry_run: bool = False

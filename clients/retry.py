@@ -2,7 +2,8 @@
 
 Retryable: the API could not be reached or timed out; throttling (429, ``APIGW.0308``); the
 cloud's own failures (5xx); the instance being busy with another backup or operation (409
-with the codes below, and ``DBS.201014`` whatever its status); a job that is not queryable
+with the codes below, and ``DBS.201014`` whatever its status; or a passing instance status
+seen by the pre-check, ``InstanceBusyError``); a job that is not queryable
 yet right after creation (``DBS.200543``). Everything else is permanent: a retry would only
 repeat it. Token expiry (401, ``APIGW.0307``) is not here: ``TokenAuth`` renews the token
 once, inside the request.
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 import stamina
 import stamina.instrumentation
 
-from errors import ApiError, UpstreamUnavailableError
+from errors import ApiError, InstanceBusyError, UpstreamUnavailableError
 
 __all__ = [
     "BUSY_CODES",
@@ -55,7 +56,12 @@ JOB_NOT_YET_VISIBLE = "DBS.200543"
 
 
 def is_busy(exc: BaseException) -> bool:
-    """The instance is busy: a backup or another operation runs; it will pass later."""
+    """The instance is busy: a backup or another operation runs; it will pass later.
+
+    Either the API said so (a 409 with a busy code) or the pre-check saw a passing status.
+    """
+    if isinstance(exc, InstanceBusyError):
+        return True
     if not isinstance(exc, ApiError):
         return False
     return exc.error_code == "DBS.201014" or (
@@ -65,7 +71,7 @@ def is_busy(exc: BaseException) -> bool:
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether the same request, sent again later, may succeed."""
-    if isinstance(exc, UpstreamUnavailableError):
+    if isinstance(exc, UpstreamUnavailableError) or is_busy(exc):
         return True
     if not isinstance(exc, ApiError):
         return False
@@ -73,7 +79,7 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     if exc.status_code >= 500 and exc.error_code != "PREDEPLOY.BAD_RESPONSE":
         return True
-    return is_busy(exc) or exc.error_code == JOB_NOT_YET_VISIBLE
+    return exc.error_code == JOB_NOT_YET_VISIBLE
 
 
 def retry_after(exc: BaseException) -> float | None:

@@ -2,9 +2,10 @@
 
 A fault names a route (``create_backup``, ``list_backups``, ``delete_backup``, ``show_job``,
 ``show_instance``, ``issue_token``, or ``*`` for any) and says what happens to the next
-``times`` requests on it: a delay, an injected error answer (status, code, message,
-``Retry-After``), or a dropped connection, either before the request is handled (nothing
-happened) or after (it happened, but the answer is lost: the nastiest case for a client).
+``times`` requests on it (after letting ``skip`` of them through untouched): a delay, an
+injected error answer (status, code, message, ``Retry-After``), or a dropped connection,
+either before the request is handled (nothing happened) or after (it happened, but the answer
+is lost: the nastiest case for a client).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Fault:
     latency_seconds: float = 0.0
     drop: DropWhen | None = None
     times: int | None = 1  # None: until cleared
+    skip: int = 0  # matching requests that pass untouched before the fault applies
 
     def answer(self, request_id: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         status = self.status or 500
@@ -64,11 +66,11 @@ class Faults:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._armed: list[list[Any]] = []  # [fault, remaining]
+        self._armed: list[list[Any]] = []  # [fault, remaining, still to skip]
 
     def add(self, fault: Fault) -> None:
         with self._lock:
-            self._armed.append([fault, fault.times])
+            self._armed.append([fault, fault.times, fault.skip])
 
     def clear(self) -> None:
         with self._lock:
@@ -78,9 +80,12 @@ class Faults:
         """The first armed fault for ``route``, counting this request against it."""
         with self._lock:
             for entry in self._armed:
-                fault, remaining = entry
+                fault, remaining, skip = entry
                 if fault.route not in (route, "*"):
                     continue
+                if skip > 0:
+                    entry[2] = skip - 1
+                    return None
                 if remaining is not None:
                     entry[1] = remaining - 1
                     if entry[1] <= 0:
@@ -90,7 +95,7 @@ class Faults:
 
     def armed(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"route": f.route, "remaining": n} for f, n in self._armed]
+            return [{"route": f.route, "remaining": n} for f, n, _ in self._armed]
 
 
 def parse_fault(body: dict[str, Any]) -> Fault:
@@ -110,13 +115,16 @@ def parse_fault(body: dict[str, Any]) -> Fault:
     times = body.get("times", 1)
     if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
         raise rules.ADMIN_BAD_REQUEST.error("times must be a whole number >= 1, or null")
+    skip = body.get("skip", 0)
+    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+        raise rules.ADMIN_BAD_REQUEST.error("skip must be a whole number >= 0")
     retry_after = body.get("retry_after")
     for key in ("error_code", "error_msg"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise rules.ADMIN_BAD_REQUEST.error(f"{key} must be a string")
     unknown = set(body) - {
         "route", "status", "error_code", "error_msg", "retry_after", "latency_seconds",
-        "drop", "times",
+        "drop", "times", "skip",
     }  # fmt: skip
     if unknown:
         raise rules.ADMIN_BAD_REQUEST.error(f"unknown fault fields: {sorted(unknown)}")
@@ -129,4 +137,5 @@ def parse_fault(body: dict[str, Any]) -> Fault:
         latency_seconds=float(latency),
         drop=drop,
         times=times,
+        skip=skip,
     )

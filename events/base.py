@@ -4,7 +4,8 @@ A source is a module with ``NAME``, ``LABEL``, ``matches``, ``verify`` and ``par
 ``EventSource``): it knows its sender's wire format and how that sender proves who it is,
 and nothing about what we do with the event. ``parse`` turns one request into a
 ``Delivery``: its records in order, each a ``Trigger`` to act on, a ``Note`` (nothing to do,
-and why) or the ``PredeployError`` that refused that one record.
+and why) or the ``PredeployError`` that refused that one record. An event for several
+instances is one record per instance (``fan_out``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "check_batch",
     "check_count",
     "decode_base64",
+    "fan_out",
     "field_errors",
     "json_depth",
     "json_document",
@@ -49,6 +51,7 @@ __all__ = [
     "media_type",
     "require_json",
     "single",
+    "target_instances",
     "unmapped",
     "validate",
 ]
@@ -91,17 +94,19 @@ def single(record: Record) -> Delivery:
     return Delivery(records=(record,))
 
 
-def attempt(read: Callable[[], Trigger | Note]) -> Record:
-    """The record ``read`` makes, or the error that refused it.
+def attempt(read: Callable[[], Trigger | Note | Sequence[Trigger]]) -> tuple[Record, ...]:
+    """The records ``read`` makes (several for an event naming several instances), or the
+    error that refused them.
 
     Sources read the envelope first (a broken one refuses the whole request), then each
     record through here: a record's failure is then reported as that record's outcome,
     which is what lets a queue delivery acknowledge what no retry can fix.
     """
     try:
-        return read()
+        made = read()
     except PredeployError as exc:
-        return exc
+        return (exc,)
+    return (made,) if isinstance(made, Trigger | Note) else tuple(made)
 
 
 class EventSource(Protocol):
@@ -307,3 +312,55 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
         rule = template.format(**error.get("ctx", {})) if template else error["msg"]
         found.append(FieldError(field=prefix + path, rule=rule))
     return found
+
+
+def target_instances(
+    instance_id: str | None,
+    instance_ids: Sequence[str] | None,
+    settings: Settings,
+    *,
+    prefix: str = "",
+    one: str = "instance_id",
+    many: str = "instance_ids",
+) -> list[str]:
+    """The instances an event targets: exactly one of a single id (``one``) or a list (``many``).
+
+    The ids themselves are already valid (``InstanceId``); refused here: neither or both given,
+    an empty list, an instance listed twice, more than ``MAX_INSTANCES_PER_EVENT``. ``prefix``
+    goes before the field names (``data.`` for an event carried inside another).
+    """
+    errors: list[FieldError] = []
+    if instance_id is None and instance_ids is None:
+        errors.append(FieldError(prefix + one, f"is required (or {many}, a list of them)"))
+    elif instance_id is not None and instance_ids is not None:
+        errors.append(FieldError(prefix + many, f"must not be given together with {one}"))
+    elif instance_ids is not None:
+        limit = settings.max_instances_per_event
+        if not instance_ids:
+            errors.append(FieldError(prefix + many, "must list at least one instance"))
+        elif len(instance_ids) > limit:
+            rule = f"must list at most {limit} instances (MAX_INSTANCES_PER_EVENT)"
+            errors.append(FieldError(prefix + many, rule))
+        first: dict[str, int] = {}
+        for index, value in enumerate(instance_ids):
+            if value in first:
+                rule = f"repeats {many}.{first[value]}: each instance at most once"
+                errors.append(FieldError(f"{prefix}{many}.{index}", rule))
+            first.setdefault(value, index)
+    if errors:
+        raise InvalidEventError("the pre-deploy event is invalid", errors)
+    return [instance_id] if instance_id is not None else list(instance_ids or ())
+
+
+def fan_out(instance_ids: Sequence[str], *, key: str, **fields: Any) -> list[Trigger]:
+    """One ``Trigger`` per instance, in the event's order.
+
+    With one instance the key is the event's own, so ``instance_ids: [x]`` is the same trigger
+    as ``instance_id: x``. With several, each key gains its instance: every instance gets its
+    own backup name hash, description marker and callback ``webhook-id``s.
+    """
+    several = len(instance_ids) > 1
+    return [
+        Trigger(instance_id=instance, key=f"{key}@{instance}" if several else key, **fields)
+        for instance in instance_ids
+    ]

@@ -38,7 +38,6 @@ from events.base import (
     json_document,
     json_object,
     media_type,
-    single,
     validate,
 )
 from models import Trigger
@@ -103,7 +102,7 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
 def _single(event: CloudEvent, settings: Settings) -> Delivery:
     """A broken envelope refuses the request; a bad event inside it is that record's outcome."""
     attributes = validate(Attributes, event.get_attributes(), "CloudEvent")
-    return single(attempt(lambda: _accept(event, attributes, settings)))
+    return Delivery(records=attempt(lambda: _accept(event, attributes, settings)))
 
 
 def _batch(body: bytes, settings: Settings) -> Delivery:
@@ -112,11 +111,12 @@ def _batch(body: bytes, settings: Settings) -> Delivery:
         raise InvalidEventError(f"a {BATCH} body must be a JSON array of CloudEvents")
     if not items:
         raise InvalidEventError("the CloudEvents batch is empty")
-    return Delivery(records=tuple(_batch_record(item, settings) for item in items), batch=True)
+    records = tuple(record for item in items for record in _batch_record(item, settings))
+    return Delivery(records=records, batch=True)
 
 
-def _batch_record(item: Any, settings: Settings) -> Record:
-    def read() -> Trigger | Note:
+def _batch_record(item: Any, settings: Settings) -> tuple[Record, ...]:
+    def read() -> list[Trigger] | Note:
         if not isinstance(item, dict):
             raise InvalidEventError("each event of a batch must be a JSON object")
         event = _read({"content-type": STRUCTURED}, json.dumps(item).encode())
@@ -153,7 +153,7 @@ def _problem(exc: GenericException) -> str:
     return "it cannot be read as a CloudEvent"
 
 
-def _accept(event: CloudEvent, attributes: Attributes, settings: Settings) -> Trigger | Note:
+def _accept(event: CloudEvent, attributes: Attributes, settings: Settings) -> list[Trigger] | Note:
     if not any(fnmatchcase(attributes.type, pattern) for pattern in settings.event_types):
         return Note("ignored", f"CloudEvents of type {attributes.type!r} are not in EVENT_TYPES")
     content_type = (attributes.datacontenttype or "application/json").split(";", 1)[0].strip()

@@ -140,7 +140,7 @@ def _kind(document: Any) -> str | None:
 def _smn(document: dict[str, Any], settings: Settings) -> Delivery:
     event = validate(SmnTriggerEvent, document, "FunctionGraph SMN trigger event")
 
-    def record(index: int, raw: Any) -> Trigger:
+    def record(index: int, raw: Any) -> list[Trigger]:
         item = validate(SmnTriggerRecord, raw, "SMN record", prefix=f"record.{index}.")
         return generic.wrapped_trigger(
             item.smn.message,
@@ -163,7 +163,7 @@ def _kafka(document: dict[str, Any], settings: Settings) -> Delivery:
     if not located:
         raise InvalidEventError("the Kafka trigger event carries no messages")
 
-    def record(_: int, where: tuple[str, str, Any]) -> Trigger:
+    def record(_: int, where: tuple[str, str, Any]) -> list[Trigger]:
         field, topic, raw = where
         text = raw if isinstance(raw, str) else _object_message(raw, field)
         digest = hashlib.sha256(text.encode()).hexdigest()
@@ -186,7 +186,7 @@ def _object_message(raw: Any, field: str) -> str:
 def _timer(document: dict[str, Any], settings: Settings) -> Delivery:
     event = validate(TimerTriggerEvent, document, "FunctionGraph timer trigger event")
 
-    def read() -> Trigger:
+    def read() -> list[Trigger]:
         return generic.wrapped_trigger(
             event.user_event,
             source="timer",
@@ -195,9 +195,11 @@ def _timer(document: dict[str, Any], settings: Settings) -> Delivery:
             settings=settings,
         )
 
-    return Delivery(records=(attempt(read),), batch=True)
+    return Delivery(records=attempt(read), batch=True)
 
 
-def _each(items: list[T], read: Callable[[int, T], Trigger]) -> list[Record]:
+def _each(items: list[T], read: Callable[[int, T], list[Trigger]]) -> list[Record]:
     """Every item on its own: a refused one becomes its error, the rest go on."""
-    return [attempt(partial(read, index, item)) for index, item in enumerate(items)]
+    return [
+        record for index, item in enumerate(items) for record in attempt(partial(read, index, item))
+    ]

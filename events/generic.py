@@ -5,6 +5,7 @@ neither secret configured, every event is refused: never accepted unsigned.
 
 The same event is the payload that queue sources carry (CloudEvents data, a Pub/Sub or SMN
 message, a Kafka record, a timer's user event): ``wrapped_trigger`` reads it from there.
+An event naming several instances (``instance_ids``) gives one trigger per instance.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from errors import InvalidEventError, UnauthorizedError
 from events.base import (
     Delivery,
     Headers,
+    fan_out,
     field_errors,
     json_object,
     media_type,
     require_json,
-    single,
+    target_instances,
     validate,
 )
 from models import BackupDescription, BackupName, InstanceId, Trigger
@@ -55,11 +57,13 @@ class GenericEventModel(BaseModel):
 
     event: Literal["pre-deploy"]
     id: str | None = Field(default=None, min_length=1, max_length=200)
-    instance_id: InstanceId
+    instance_id: InstanceId | None = None
+    instance_ids: list[InstanceId] | None = None
     name: BackupName | None = None
     description: BackupDescription | None = None
     callback_url: str | None = Field(default=None, min_length=1, max_length=2048)
     wait: bool | None = None
+    dry_run: bool = False
 
 
 def matches(headers: Headers, body: bytes) -> bool:
@@ -148,7 +152,8 @@ def _signature_problem(library_message: str) -> str:
 
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
-    """One trigger; its key is the event's ``id``, else the delivery's id, else the body's hash."""
+    """One trigger per instance; the key is the event's ``id``, else the delivery's id, else the
+    body's hash (with the instance added when there are several)."""
     require_json(headers)
     document = json_object(body, max_depth=settings.max_json_depth)
     try:
@@ -158,7 +163,8 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     trigger_id = (
         event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
     )
-    return single(_trigger(event, NAME, f"{NAME}:{trigger_id}", trigger_id, settings))
+    triggers = _triggers(event, NAME, f"{NAME}:{trigger_id}", trigger_id, settings, "")
+    return Delivery(records=tuple(triggers))
 
 
 def wrapped_trigger(
@@ -169,8 +175,9 @@ def wrapped_trigger(
     field: str,
     settings: Settings,
     fallback_id: str | None = None,
-) -> Trigger:
-    """The generic event another sender carries at ``field`` (named in errors).
+) -> list[Trigger]:
+    """The generic event another sender carries at ``field`` (named in errors): its triggers,
+    one per instance.
 
     ``key`` is the transport's id for the message (a redelivery carries the same one); the
     trigger's key is ``source:key``. The trigger id reported back is the event's own ``id``
@@ -183,19 +190,26 @@ def wrapped_trigger(
     )
     event = validate(GenericEventModel, document, "pre-deploy event", prefix=f"{field}.")
     trigger_id = event.id or fallback_id or key
-    return _trigger(event, source, f"{source}:{key}", trigger_id, settings)
+    return _triggers(event, source, f"{source}:{key}", trigger_id, settings, f"{field}.")
 
 
-def _trigger(
-    event: GenericEventModel, source: str, key: str, trigger_id: str, settings: Settings
-) -> Trigger:
-    return Trigger(
-        source=source,
+def _triggers(
+    event: GenericEventModel,
+    source: str,
+    key: str,
+    trigger_id: str,
+    settings: Settings,
+    prefix: str,
+) -> list[Trigger]:
+    instances = target_instances(event.instance_id, event.instance_ids, settings, prefix=prefix)
+    return fan_out(
+        instances,
         key=key,
+        source=source,
         trigger_id=trigger_id,
-        instance_id=event.instance_id,
         name=event.name,
         description=event.description,
         callback_url=event.callback_url or settings.callback_url,
         wait=event.wait,
+        dry_run=event.dry_run,
     )

@@ -23,7 +23,6 @@ from events.base import (
     json_object,
     json_value,
     media_type,
-    single,
     validate,
 )
 from models import Trigger
@@ -83,10 +82,10 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     envelope = validate(PushEnvelope, json_object(body), "Pub/Sub push envelope")
     message = envelope.message
 
-    def read() -> Trigger:
+    def read() -> list[Trigger]:
         data = decode_base64(message.data, "message.data")
         return generic.wrapped_trigger(
             data, source=NAME, key=message.id, field="message.data", settings=settings
         )
 
-    return single(attempt(read))
+    return Delivery(records=attempt(read))

@@ -122,8 +122,8 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     message = _message(headers, body)
     if message.type == "Notification":
-        return single(
-            attempt(
+        return Delivery(
+            records=attempt(
                 lambda: generic.wrapped_trigger(
                     message.message,
                     source=NAME,

@@ -15,11 +15,12 @@ import re
 
 from models import DESCRIPTION_MAX, Trigger
 
-__all__ = ["NAME_PREFIX", "backup_name_for", "description_for", "marker_for"]
+__all__ = ["NAME_PREFIX", "backup_name_for", "description_for", "is_own", "marker_for"]
 
 NAME_PREFIX = "predeploy-"
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 _UNSAFE_IN_DESCRIPTION = re.compile(r"[^A-Za-z0-9_.:/@ -]+")
+_MARKER = re.compile(r"\[pd:[0-9a-f]{16}\]\Z")
 
 
 def _digest(trigger: Trigger) -> str:
@@ -57,3 +58,12 @@ def description_for(trigger: Trigger) -> str:
         readable = _UNSAFE_IN_DESCRIPTION.sub("_", trigger.trigger_id)
         text = f"Pre-deploy backup, {trigger.source} trigger {readable}"[:room].rstrip()
     return f"{text} {marker}" if text else marker
+
+
+def is_own(name: str, description: str) -> bool:
+    """Whether a backup was made by this function: its name prefix and a marker at the end.
+
+    Both are required, so a manual backup that someone merely named ``predeploy-…`` is not
+    taken for ours (retention deletes only ours).
+    """
+    return name.startswith(NAME_PREFIX) and _MARKER.search(description) is not None

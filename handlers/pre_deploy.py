@@ -1,20 +1,29 @@
 """Pre-deploy: exactly one backup per trigger, its job ID reported, optionally waited for.
 
-Everything that can refuse the trigger (callback URL, instance authorization, the create
-request's rules) is checked before the API is called, so a refused trigger changes nothing.
-Idempotency is stateless: the trigger fixes the backup's name and a marker in its
-description, and before creating we look for that backup among the instance's manual
-backups. A redelivery finds it and makes no other; of two concurrent deliveries, the loser
-meets the API's busy answer (one backup at a time per instance), looks again and finds the
-winner's. Once the API has answered with a job ID nothing can lose it: callbacks that fail
-are reported in the outcome and logged, never raised.
+Everything that can refuse a trigger (callback URL, instance authorization, the create
+request's rules) is checked for every trigger before the API is called, so a refused trigger
+changes nothing. Idempotency is stateless: the trigger fixes the backup's name
+and a marker in its description, and before creating we look for that backup among the
+instance's manual backups. A redelivery finds it and makes no other; of two concurrent
+deliveries, the loser meets the API's busy answer (one backup at a time per instance), looks
+again and finds the winner's. Only when there is no such backup yet is the instance itself
+asked whether it is ``ACTIVE`` (``precheck``). Once the API has answered with a job ID
+nothing can lose it: callbacks that fail are reported in the outcome and logged, never raised.
+
+The triggers of one delivery (an event for several instances, a batch) are served one after
+another within one deadline; with waiting, every backup is started first and then all are
+waited for, so they build side by side. A trigger's failure is its result, not the
+delivery's. A dry run
+(``Trigger.dry_run``) goes through the same checks and look-up but creates, deletes and calls
+back nothing. Retention (``RETENTION_KEEP``) runs after a backup was made or found.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from clients.callback import CallbackDelivery, CallbackSender
@@ -29,11 +38,24 @@ from errors import (
     InvalidEventError,
     PredeployError,
 )
+from handlers import retention
 from handlers.naming import backup_name_for, description_for, marker_for
 from handlers.notify import notify
-from models import Backup, BackupListItem, BackupStatus, CreateBackupRequest, Trigger
+from handlers.precheck import require_active
+from handlers.retention import RetentionReport
+from models import Backup, BackupListItem, BackupStatus, CreateBackupRequest, Instance, Trigger
 
-__all__ = ["BackupOutcome", "Final", "Services", "handle", "report_failure"]
+__all__ = [
+    "BackupOutcome",
+    "DryRunOutcome",
+    "Final",
+    "Result",
+    "Services",
+    "check",
+    "handle",
+    "handle_all",
+    "report_failure",
+]
 
 _log = logging.getLogger("predeploy.pre_deploy")
 
@@ -68,20 +90,85 @@ class BackupOutcome:
     created: bool
     final: Final | None = None
     callbacks: dict[str, CallbackDelivery] = field(default_factory=dict)
+    retention: RetentionReport | None = None
 
 
-def handle(trigger: Trigger, services: Services) -> BackupOutcome:
+@dataclass(frozen=True)
+class DryRunOutcome:
+    """What a real run would do: the backup it would make (or the one it would find)."""
+
+    trigger: Trigger
+    request: CreateBackupRequest
+    instance: Instance
+    existing: Backup | None
+    retention: RetentionReport | None = None
+
+
+Result = BackupOutcome | DryRunOutcome | PredeployError
+"""One trigger's result: what was done, or why not (its failure takes its place)."""
+
+
+def handle_all(triggers: Sequence[Trigger], services: Services) -> list[Result]:
+    """Every trigger of one delivery, one result each, in order.
+
+    First every trigger is checked (``check``: nothing upstream yet), then the ones that
+    passed are started one after another within one deadline, then, where asked for, waited
+    for within one ``WAIT_TIMEOUT_SECONDS``.
+    """
     settings = services.settings
-    callback_url = trigger.callback_url
-    if callback_url is not None:
-        _check_callback(callback_url, services.callbacks)
-    allowed = settings.allowed_instances
+    results: list[Result | CreateBackupRequest] = []
+    for trigger in triggers:
+        try:
+            results.append(check(trigger, services))
+        except PredeployError as exc:
+            results.append(exc)
+    deadline = Deadline(settings.deadline_seconds)
+    for index, (trigger, checked) in enumerate(zip(triggers, results, strict=True)):
+        if isinstance(checked, CreateBackupRequest):
+            try:
+                results[index] = _start(trigger, checked, services, deadline)
+            except PredeployError as exc:
+                results[index] = exc
+    waiting = Deadline(settings.wait_timeout_seconds)
+    done: list[Result] = []
+    for result in results:
+        assert not isinstance(result, CreateBackupRequest)  # every checked one was started
+        if isinstance(result, BackupOutcome):
+            try:
+                result = _finish(result, services, deadline, waiting)
+            except PredeployError as exc:
+                result = exc
+        done.append(result)
+    return done
+
+
+def handle(trigger: Trigger, services: Services) -> BackupOutcome | DryRunOutcome:
+    """One trigger on its own; its failure is raised."""
+    (result,) = handle_all([trigger], services)
+    if isinstance(result, PredeployError):
+        raise result
+    return result
+
+
+def check(trigger: Trigger, services: Services) -> CreateBackupRequest:
+    """What can be refused without asking the API: callback URL, instance, the request's rules."""
+    if trigger.callback_url is not None:
+        _check_callback(trigger.callback_url, services.callbacks)
+    allowed = services.settings.allowed_instances
     if allowed and trigger.instance_id not in allowed:
         raise ForbiddenError(f"instance {trigger.instance_id} is not in ALLOWED_INSTANCES")
-    request = _create_request(trigger)
+    return _create_request(trigger)
 
-    deadline = Deadline(settings.deadline_seconds)
+
+def _start(
+    trigger: Trigger, request: CreateBackupRequest, services: Services, deadline: Deadline
+) -> BackupOutcome | DryRunOutcome:
+    """Find or create the trigger's backup and say so at the callback URL (or a dry run)."""
+    settings = services.settings
+    callback_url = trigger.callback_url
     with within(deadline):
+        if trigger.dry_run:
+            return _dry_run(trigger, request, services, deadline)
         backup, job_id, created = _ensure_backup(trigger, request, services.taurusdb, deadline)
     _log.info(
         "backup started" if created else "backup already exists",
@@ -111,10 +198,20 @@ def handle(trigger: Trigger, services: Services) -> BackupOutcome:
             job_id=job_id,
             budget_seconds=budget,
         )
+    return BackupOutcome(trigger, backup, job_id, created, callbacks=callbacks)
 
+
+def _finish(
+    outcome: BackupOutcome, services: Services, deadline: Deadline, waiting: Deadline
+) -> BackupOutcome:
+    """Wait for the backup if asked to, call back how it ended, then apply retention."""
+    settings = services.settings
+    trigger, backup, job_id = outcome.trigger, outcome.backup, outcome.job_id
+    callback_url = trigger.callback_url
+    callbacks = dict(outcome.callbacks)
     final: Final | None = None
     if trigger.wait if trigger.wait is not None else settings.wait_for_completion:
-        backup, final = _wait(backup, services.taurusdb, settings)
+        backup, final = _wait(backup, services.taurusdb, settings, waiting)
         _log.log(
             logging.INFO if final == "SUCCEEDED" else logging.ERROR,
             "backup %s",
@@ -141,7 +238,47 @@ def handle(trigger: Trigger, services: Services) -> BackupOutcome:
                 job_id=job_id,
                 budget_seconds=settings.callback_retry_seconds,
             )
-    return BackupOutcome(trigger, backup, job_id, created, final, callbacks)
+
+    report: RetentionReport | None = None
+    if settings.retention_keep and final in (None, "SUCCEEDED"):
+        # Without waiting: the event's deadline (the new backup is BUILDING and does not count
+        # yet). After waiting: a fresh one, the event's has long passed.
+        budget = deadline if final is None else Deadline(settings.deadline_seconds)
+        report = retention.apply(
+            services.taurusdb, trigger.instance_id, settings.retention_keep, backup.id, budget
+        )
+    return replace(outcome, backup=backup, final=final, callbacks=callbacks, retention=report)
+
+
+def _dry_run(
+    trigger: Trigger, request: CreateBackupRequest, services: Services, deadline: Deadline
+) -> DryRunOutcome:
+    """The checks and the look-up of a real run; no create, no delete, no callback.
+
+    The instance must be ``ACTIVE`` unless the trigger's backup exists already (then a real run
+    would answer with it). A busy instance is reported at once, not waited for.
+    """
+    api = services.taurusdb
+    existing, instance = _look(api, request, marker_for(trigger), deadline)
+    if existing is None:
+        require_active(instance)
+    keep = services.settings.retention_keep
+    report = retention.preview(api, trigger.instance_id, keep, deadline) if keep else None
+    _log.info(
+        "dry run",
+        extra={
+            "fields": {
+                "outcome": "dry_run",
+                "source": trigger.source,
+                "trigger_id": trigger.trigger_id,
+                "instance_id": trigger.instance_id,
+                "instance_status": instance.status,
+                "backup_name": request.name,
+                "backup_id": existing.id if existing is not None else None,
+            }
+        },
+    )
+    return DryRunOutcome(trigger, request, instance, existing, report)
 
 
 def report_failure(
@@ -218,6 +355,7 @@ def _ensure_backup(
             found = _find(api, request, marker)
             if found is not None:
                 return found, None, False
+            require_active(api.get_instance(request.instance_id))  # busy: tried again
             try:
                 result = api.create_backup(request)
             except ApiError as exc:
@@ -227,6 +365,16 @@ def _ensure_backup(
                         return found, None, False
                 raise
             return result.backup, result.job_id, True
+    raise AssertionError("unreachable: retrying() ends by returning or raising")
+
+
+def _look(
+    api: TaurusDBClient, request: CreateBackupRequest, marker: str, deadline: Deadline
+) -> tuple[Backup | None, Instance]:
+    """The trigger's backup, if it exists, and the instance; retried on passing faults."""
+    for attempt in retrying(deadline):
+        with attempt:
+            return _find(api, request, marker), api.get_instance(request.instance_id)
     raise AssertionError("unreachable: retrying() ends by returning or raising")
 
 
@@ -254,9 +402,10 @@ def _as_backup(item: BackupListItem) -> Backup:
     )
 
 
-def _wait(backup: Backup, api: TaurusDBClient, settings: Settings) -> tuple[Backup, Final]:
+def _wait(
+    backup: Backup, api: TaurusDBClient, settings: Settings, deadline: Deadline
+) -> tuple[Backup, Final]:
     """Poll the backup (``GET …/backups?backup_id=``, as Terraform does) until it ends."""
-    deadline = Deadline(settings.wait_timeout_seconds)
     current = backup
     while True:
         try:

@@ -14,33 +14,35 @@ from clients.retry import is_retryable
 from errors import ApiError, AuthenticationError, ConfigurationError, PredeployError
 from events.base import Note
 from handlers import pre_deploy
-from handlers.pre_deploy import BackupOutcome, Services
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from models import Trigger
 
 __all__ = ["Outcome", "curable_by_retry", "serve_each"]
 
-Outcome = BackupOutcome | Note | PredeployError
+Outcome = BackupOutcome | DryRunOutcome | Note | PredeployError
 
 
 def serve_each(
     records: Sequence[Trigger | Note | PredeployError], services: Services, *, queue: bool
 ) -> list[Outcome]:
-    """Each trigger handled on its own; its failure takes its place in the list.
+    """Each trigger handled on its own (``pre_deploy.handle_all``: one deadline for all); its
+    failure takes its place in the list.
 
     On a queue entry point, a trigger that failed for good gets its ``backup.failed``
     callback here, since its delivery will be acknowledged.
     """
+    triggers = [record for record in records if isinstance(record, Trigger)]
+    results = iter(pre_deploy.handle_all(triggers, services))
     outcomes: list[Outcome] = []
     for record in records:
         if not isinstance(record, Trigger):
             outcomes.append(record)
             continue
-        try:
-            outcomes.append(pre_deploy.handle(record, services))
-        except PredeployError as exc:
-            if queue and not curable_by_retry(exc):
-                pre_deploy.report_failure(record, exc, services)
-            outcomes.append(exc)
+        result = next(results)
+        told = queue and not record.dry_run  # a dry run calls nothing back
+        if told and isinstance(result, PredeployError) and not curable_by_retry(result):
+            pre_deploy.report_failure(record, result, services)
+        outcomes.append(result)
     return outcomes
 
 

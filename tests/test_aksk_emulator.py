@@ -231,9 +231,11 @@ def post_event(client: FlaskClient, body: bytes) -> Any:
 def test_webhook_with_aksk_creates_the_backup(aksk_env: None, emu: Emulator) -> None:
     response = post_event(make_client(), event())
     assert response.status_code == 202, response.get_json()
-    lookup, call = emu.requests()  # the idempotency look-up, then the create
+    # the idempotency look-up, the instance pre-check, then the create: all signed
+    lookup, precheck, call = emu.requests()
     assert lookup.path == f"/v3/{PROJECT_ID}/backups" and lookup.status == 200
-    assert lookup.headers["x-sdk-date"]
+    assert precheck.path.startswith(f"/v3/{PROJECT_ID}/instances/") and precheck.status == 200
+    assert all(r.headers["x-sdk-date"] for r in (lookup, precheck))
     assert call.path == f"/v3/{PROJECT_ID}/backups/create" and call.status == 201
     assert call.headers["x-sdk-date"] and call.headers["x-project-id"] == PROJECT_ID
 

@@ -33,6 +33,13 @@ def test_injected_error_answers_then_disarms(emu: Emulator) -> None:
     assert httpx.get(f"{emu.url}/_emulator/faults").json() == {"faults": []}
 
 
+def test_skip_lets_the_first_requests_through(emu: Emulator) -> None:
+    arm(emu, route="create_backup", status=503, skip=1, times=1)
+    answers = [create(emu, name=f"backup-{n}").status_code for n in range(2)]
+    assert answers == [201, 503]
+    assert arm(emu, route="create_backup", skip=-1).status_code == 400
+
+
 def test_gateway_codes_carry_a_request_id_and_retry_after(emu: Emulator) -> None:
     arm(emu, route="create_backup", status=429, error_code="APIGW.0308", retry_after=3)
     answer = create(emu)

@@ -231,7 +231,8 @@ def test_batch_with_a_curable_failure_asks_for_redelivery(
     results = response.get_json()["results"]
     assert [r["status"] for r in results] == ["started", "failed"]
     assert results[1]["retry"] is True
-    assert results[1]["error_code"] == "DBS.201205"
+    assert results[1]["error"] == "instance_busy"  # the pre-check saw it BACKING UP
+    assert results[1]["instance_status"] == "BACKING UP"
 
 
 @pytest.mark.parametrize("body", [b"{}", b"[1]", b"[]", b"not json"])
