@@ -58,14 +58,14 @@ OK = (200, 202)
 @dataclass(frozen=True)
 class Plan:
     latencies_ms: tuple[float, ...] = (0.0, 50.0)
-    cold_runs: int = 5
+    cold_runs: int = 9
     cold_warmups: int = 1
     clients: int = 8
     checkpoint_1: int = 1_000
     checkpoint_2: int = 10_000
-    single_events: int = 1_000
+    single_events: int = 3_000
     single_seconds: float = 15.0
-    multi_events: int = 3_000
+    multi_events: int = 5_000
     multi_seconds: float = 15.0
 
 
