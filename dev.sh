@@ -1,5 +1,5 @@
 #!/bin/sh
-# One entry for developers and users: ./dev.sh demo | test | check
+# One entry for developers and users: ./dev.sh demo | test | check | bench
 # Each command first makes sure .venv exists and holds requirements-dev.txt (Python 3.11+).
 set -eu
 cd "$(dirname "$0")"
@@ -23,10 +23,11 @@ command="${1:-test}"
 case "$command" in
     demo) exec .venv/bin/python demo.py "$@" ;;
     test) exec .venv/bin/python -m pytest "$@" ;;
+    bench) exec .venv/bin/python -m bench "$@" ;;
     check)
         .venv/bin/ruff check .
         .venv/bin/ruff format --check .
         exec .venv/bin/mypy .
         ;;
-    *) echo "usage: ./dev.sh demo | test [pytest args] | check" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh demo | test [pytest args] | check | bench [--smoke]" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 
+from clients.tls import shared_context
 from errors import AuthenticationError, UpstreamUnavailableError
 
 __all__ = [
@@ -107,6 +108,7 @@ class TokenAuth(httpx.Auth):
         self._token: _Token | None = None
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
+            verify=shared_context(),
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "predeploy-backup/0.1"},
         )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from clients.auth import AkSkAuth, TokenAuth
 from clients.retry import request_timeout
+from clients.tls import shared_context
 from config import Settings
 from errors import ApiError, ConfigurationError, UpstreamUnavailableError
 from models import (
@@ -133,6 +134,13 @@ class TaurusDBClient:
             # httpx has no overall deadline: each phase (connect, each read/write, pool wait)
             # gets its own limit; connecting should be quick, so it gets less.
             timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
+            # Idle connections stay open longer than httpx's 5 s, so that events a few
+            # seconds apart reuse them instead of paying a new TCP and TLS handshake; 30 s
+            # stays below the usual 60 s idle timeout of load balancers and gateways.
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
+            ),
+            verify=shared_context(),
             transport=transport,
             follow_redirects=False,
             headers={
