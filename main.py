@@ -157,7 +157,7 @@ def _deliver(
     check_batch(delivery.records, settings)
     outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
     if entry.queue or delivery.batch or len(outcomes) != 1:
-        return _results(delivery.records, outcomes, event_log)
+        return _results(delivery.records, outcomes, event_log, queue=entry.queue)
     outcome = outcomes[0]
     record = delivery.records[0]
     if isinstance(record, Trigger):
@@ -175,12 +175,23 @@ def _deliver(
 
 
 def _results(
-    sent: tuple[Record, ...], outcomes: list[records.Outcome], event_log: logs.EventLog
+    sent: tuple[Record, ...],
+    outcomes: list[records.Outcome],
+    event_log: logs.EventLog,
+    *,
+    queue: bool,
 ) -> Answer:
-    """Every record's outcome; non-2xx (the first curable failure's status) only when a
-    redelivery can succeed, since a queue redelivers whatever is not acknowledged."""
+    """Every record's outcome, and one status for the whole delivery.
+
+    A queue redelivers whatever is not acknowledged: non-2xx (the first curable failure's
+    status) only when a redelivery can succeed. A webhook caller (a pipeline) may look at the
+    status alone: any record that did not end well makes it non-2xx (the first such record's
+    status), so no deploy goes ahead with an instance left without its backup; a repeated
+    delivery then finds the backups that were made and makes only the missing ones.
+    """
     results: list[dict[str, Any]] = []
     status, waits = 200, []
+    codes: list[int] = []
     for index, (record, outcome) in enumerate(zip(sent, outcomes, strict=True)):
         if isinstance(outcome, DryRunOutcome):
             code, body, _ = _dry_run(outcome, event_log)
@@ -206,6 +217,10 @@ def _results(
             if curable:
                 status = code if status == 200 else status
                 waits.append(math.ceil(float(headers.get("Retry-After", "30"))))
+        codes.append(int(results[-1].get("http_status", 200)))
+    if not queue:
+        failed = [code for code in codes if code >= 400]
+        status = failed[0] if failed else (202 if 202 in codes else 200)
     return status, {"results": results}, {"Retry-After": str(max(waits))} if waits else {}
 
 

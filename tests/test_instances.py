@@ -62,7 +62,7 @@ def test_one_backup_result_and_callback_per_instance(
 ) -> None:
     response = deliver(client, several(TRIO, callback_url=receiver.url))
 
-    assert response.status_code == 200, js(response)
+    assert response.status_code == 202, js(response)
     results = js(response)["results"]
     assert [r["record"] for r in results] == [0, 1, 2]
     assert [r["instance_id"] for r in results] == TRIO
@@ -167,7 +167,7 @@ def test_a_forbidden_instance_is_refused_alone_and_never_asked_about(
     monkeypatch.setenv("ALLOWED_INSTANCES", f"{INSTANCE},{THIRD}")
     response = deliver(make_client(), several(TRIO))
 
-    assert response.status_code == 200  # a forbidden instance stays forbidden: no retry
+    assert response.status_code == 403  # the pipeline must not go ahead
     first, second, third = js(response)["results"]
     assert (second["status"], second["http_status"], second["retry"]) == ("failed", 403, False)
     assert second["error"] == "forbidden" and second["instance_id"] == SECOND
@@ -182,7 +182,7 @@ def test_one_instance_failing_leaves_the_others_done(
     emu.put_instance(SECOND, status="FROZEN")
     response = deliver(client, several(TRIO, callback_url=receiver.url))
 
-    assert response.status_code == 200  # frozen stays frozen: a retry cannot help
+    assert response.status_code == 409  # the pipeline must not go ahead
     first, second, third = js(response)["results"]
     assert first["created"] and third["created"]
     assert (second["status"], second["http_status"], second["retry"]) == ("failed", 409, False)
@@ -208,7 +208,7 @@ def test_a_busy_instance_makes_the_event_retryable(
 
     emu.put_instance(INSTANCE, status="ACTIVE")  # the sender retries later
     again = deliver(client, several([INSTANCE, SECOND]))
-    assert again.status_code == 200
+    assert again.status_code == 202
     assert [r["status"] for r in js(again)["results"]] == ["started", "exists"]
     assert successful_creates(emu) == 2
 

@@ -98,7 +98,7 @@ def test_pipeline_deploying_to_two_environments_backs_up_both(
     staging = {**builds[-1], "id": 88430, "environment": {"name": "staging", "action": "start"}}
     body, headers = hook("gitlab-pipeline", builds=[*builds, staging])
     response = client.post("/", data=body, headers=headers)
-    assert response.status_code == 200, response.get_json()
+    assert response.status_code == 202, response.get_json()
     results = response.get_json()["results"]
     assert [r["status"] for r in results] == ["started", "started"]
     assert sorted(c["instance_id"] for c in creates(emu)) == sorted([INSTANCE, STAGING])
