@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
+from _pytest.monkeypatch import MonkeyPatch
 from flask.testing import FlaskClient
 from functions_framework import create_app
 from standardwebhooks import Webhook
@@ -125,3 +126,16 @@ class FakeDNS:
             return [ipaddress.ip_address(answer)]
         seen = sum(1 for name in self.lookups if name == host) - 1
         return [ipaddress.ip_address(a) for a in answer[min(seen, len(answer) - 1)]]
+
+
+def use_env(monkeypatch: MonkeyPatch, api_url: str, **overrides: str) -> dict[str, str]:
+    """Set ``function_env(api_url)`` plus ``overrides`` for this test; returns what was set."""
+    values = {**function_env(api_url), **overrides}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def deliver(client: FlaskClient, body: bytes) -> TestResponse:
+    """POST ``body`` signed the way a sender signs it (Standard Webhooks)."""
+    return client.post("/", data=body, headers=sign(body))

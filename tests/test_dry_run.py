@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import INSTANCE, backups_on, event, function_env, js, make_client, sign
+from helpers import (
+    INSTANCE,
+    backups_on,
+    deliver,
+    event,
+    js,
+    make_client,
+    use_env,
+)
 from senders import make_client as make_target_client
 
 OTHER = "00000000000000000000000000000001in07"
@@ -18,19 +25,12 @@ OTHER = "00000000000000000000000000000001in07"
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {**function_env(emu.url), "DEADLINE_SECONDS": "2", "CALLBACK_RETRY_SECONDS": "0.5"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="2", CALLBACK_RETRY_SECONDS="0.5")
 
 
 @pytest.fixture
 def client(env: dict[str, str]) -> FlaskClient:
     return make_client()
-
-
-def deliver(client: FlaskClient, body: bytes) -> Any:
-    return client.post("/", data=body, headers=sign(body))
 
 
 def changes(emu: Emulator) -> list[str]:

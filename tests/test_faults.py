@@ -19,37 +19,32 @@ from emulator.receiver import CallbackReceiver
 from helpers import (
     INSTANCE,
     backups_on,
+    deliver,
     event,
-    function_env,
     js,
     make_client,
     sign,
     successful_creates,
+    use_env,
 )
 
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        **function_env(emu.url),
-        "DEADLINE_SECONDS": "6",
-        "API_TIMEOUT_SECONDS": "0.5",
-        "CALLBACK_TIMEOUT_SECONDS": "0.5",
-        "CALLBACK_RETRY_SECONDS": "1.5",
-        "POLL_INTERVAL_SECONDS": "0.05",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return use_env(
+        monkeypatch,
+        emu.url,
+        DEADLINE_SECONDS="6",
+        API_TIMEOUT_SECONDS="0.5",
+        CALLBACK_TIMEOUT_SECONDS="0.5",
+        CALLBACK_RETRY_SECONDS="1.5",
+        POLL_INTERVAL_SECONDS="0.05",
+    )
 
 
 @pytest.fixture
 def client(env: dict[str, str]) -> FlaskClient:
     return make_client()
-
-
-def deliver(client: FlaskClient, body: bytes) -> Any:
-    return client.post("/", data=body, headers=sign(body))
 
 
 def log_lines(captured: str) -> list[dict[str, Any]]:

@@ -17,12 +17,12 @@ from emulator.receiver import CallbackReceiver
 from helpers import (
     INSTANCE,
     backups_on,
+    deliver,
     event,
-    function_env,
     js,
     make_client,
-    sign,
     successful_creates,
+    use_env,
 )
 from senders import make_client as make_target_client
 
@@ -33,24 +33,18 @@ TRIO = [INSTANCE, SECOND, THIRD]
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        **function_env(emu.url),
-        "DEADLINE_SECONDS": "3",
-        "CALLBACK_RETRY_SECONDS": "0.5",
-        "POLL_INTERVAL_SECONDS": "0.05",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return use_env(
+        monkeypatch,
+        emu.url,
+        DEADLINE_SECONDS="3",
+        CALLBACK_RETRY_SECONDS="0.5",
+        POLL_INTERVAL_SECONDS="0.05",
+    )
 
 
 @pytest.fixture
 def client(env: dict[str, str]) -> FlaskClient:
     return make_client()
-
-
-def deliver(client: FlaskClient, body: bytes) -> Any:
-    return client.post("/", data=body, headers=sign(body))
 
 
 def several(instance_ids: list[str], **fields: Any) -> bytes:

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from flask.testing import FlaskClient
 
 from emulator import Emulator
 from errors import InstanceBusyError, InstanceNotActiveError
 from handlers.precheck import PASSING, STOPPED, require_active
-from helpers import INSTANCE, backups_on, event, function_env, js, make_client, sign
+from helpers import (
+    INSTANCE,
+    backups_on,
+    deliver,
+    event,
+    js,
+    make_client,
+    use_env,
+)
 from models import Instance
 
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {**function_env(emu.url), "DEADLINE_SECONDS": "1"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="1")
 
 
 @pytest.fixture
 def client(env: dict[str, str]) -> FlaskClient:
     return make_client()
-
-
-def deliver(client: FlaskClient, body: bytes) -> Any:
-    return client.post("/", data=body, headers=sign(body))
 
 
 def looks(emu: Emulator) -> int:

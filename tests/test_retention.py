@@ -10,22 +10,20 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
-from flask.testing import FlaskClient
 
 from emulator import Emulator
 from helpers import (
     INSTANCE,
     PROJECT_ID,
     backups_on,
+    deliver,
     event,
-    function_env,
     js,
     make_client,
-    sign,
+    use_env,
 )
 
 OTHER = "00000000000000000000000000000001in07"
@@ -34,19 +32,9 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {
-        **function_env(emu.url),
-        "DEADLINE_SECONDS": "3",
-        "POLL_INTERVAL_SECONDS": "0.05",
-        "RETENTION_KEEP": "2",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
-
-
-def deliver(client: FlaskClient, body: bytes) -> Any:
-    return client.post("/", data=body, headers=sign(body))
+    return use_env(
+        monkeypatch, emu.url, DEADLINE_SECONDS="3", POLL_INTERVAL_SECONDS="0.05", RETENTION_KEEP="2"
+    )
 
 
 def every_backup(emu: Emulator, instance_id: str = INSTANCE) -> set[str]:
