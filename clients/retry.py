@@ -157,7 +157,7 @@ def retrying(
         after = retry_after(exc)
         if after is None:
             exponential = min(wait_max, wait_initial * 2 ** (failures - 1))
-            after = exponential + random.uniform(0, wait_initial)  # noqa: S311 - jitter only
+            after = exponential + random.uniform(0, wait_initial)  # noqa: S311  # nosec B311 # jitter, not security
         if after + _SHORTEST_USEFUL_ATTEMPT >= deadline.remaining():
             return False
         return after

@@ -116,23 +116,25 @@ def handle_all(triggers: Sequence[Trigger], services: Services) -> list[Result]:
     for within one ``WAIT_TIMEOUT_SECONDS``.
     """
     settings = services.settings
-    results: list[Result | CreateBackupRequest] = []
+    checked: list[CreateBackupRequest | PredeployError] = []
     for trigger in triggers:
         try:
-            results.append(check(trigger, services))
+            checked.append(check(trigger, services))
         except PredeployError as exc:
-            results.append(exc)
+            checked.append(exc)
     deadline = Deadline(settings.deadline_seconds)
-    for index, (trigger, checked) in enumerate(zip(triggers, results, strict=True)):
-        if isinstance(checked, CreateBackupRequest):
-            try:
-                results[index] = _start(trigger, checked, services, deadline)
-            except PredeployError as exc:
-                results[index] = exc
+    started: list[Result] = []
+    for trigger, request in zip(triggers, checked, strict=True):
+        if isinstance(request, PredeployError):
+            started.append(request)
+            continue
+        try:
+            started.append(_start(trigger, request, services, deadline))
+        except PredeployError as exc:
+            started.append(exc)
     waiting = Deadline(settings.wait_timeout_seconds)
     done: list[Result] = []
-    for result in results:
-        assert not isinstance(result, CreateBackupRequest)  # every checked one was started
+    for result in started:
         if isinstance(result, BackupOutcome):
             try:
                 result = _finish(result, services, deadline, waiting)

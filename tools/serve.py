@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
+import subprocess  # nosec B404 # starts our own function locally
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -32,7 +32,7 @@ def function_server(
 ) -> Iterator[str]:
     """The URL (``http://127.0.0.1:PORT/``) of a server running ``main.py``'s ``target``."""
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    process = subprocess.Popen(  # noqa: S603  # nosec B603 # our own interpreter and module
         [
             sys.executable,
             "-m",
