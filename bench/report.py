@@ -41,8 +41,17 @@ def _calls(warm: Warm) -> str:
     if not calls:
         return "0"
     total = sum(calls.values()) / warm.events
-    names = ", ".join(key.split()[0] + " …/" + key.rsplit("/", 1)[-1] for key in sorted(calls))
-    return f"{total:.2f} ({names})"
+    names = sorted({_route(key) for key in calls})
+    return f"{total:.2f} ({', '.join(names)})"
+
+
+def _route(key: str) -> str:
+    """``GET /v3/{pid}/instances/<id>`` → ``GET …/instances/{id}``: one name per API route."""
+    method, _, path = key.partition(" ")
+    parts = path.strip("/").split("/")[2:]  # drop v3 and the project id
+    if len(parts) == 2 and parts[0] in ("instances", "backups") and parts[1] != "create":
+        parts[1] = "{id}"
+    return f"{method} …/{'/'.join(parts)}"
 
 
 def _clients(count: int) -> str:

@@ -20,11 +20,14 @@ back nothing. Retention (``RETENTION_KEEP``) runs after a backup was made or fou
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 from clients.callback import CallbackDelivery, CallbackSender
 from clients.retry import Deadline, is_busy, is_retryable, retrying, within
@@ -354,10 +357,16 @@ def _ensure_backup(
     marker = marker_for(trigger)
     for attempt in retrying(deadline):
         with attempt:
-            found = _find(api, request, marker)
+            # The pre-check's answer is asked for while the look-up runs: one round trip
+            # less before the create (it is not needed when the backup exists).
+            instance = _in_background(api.get_instance, request.instance_id)
+            try:
+                found = _find(api, request, marker)
+            finally:
+                futures.wait([instance])  # nothing of this event may outlive its answer
             if found is not None:
                 return found, None, False
-            require_active(api.get_instance(request.instance_id))  # busy: tried again
+            require_active(instance.result())  # busy: tried again
             try:
                 result = api.create_backup(request)
             except ApiError as exc:
@@ -368,6 +377,18 @@ def _ensure_backup(
                 raise
             return result.backup, result.job_id, True
     raise AssertionError("unreachable: retrying() ends by returning or raising")
+
+
+_BACKGROUND = ThreadPoolExecutor(max_workers=8, thread_name_prefix="predeploy-api")
+"""A few threads for API calls that can run side by side with the one a trigger waits on."""
+
+_T = TypeVar("_T")
+
+
+def _in_background(call: Callable[[str], _T], argument: str) -> Future[_T]:
+    """``call(argument)`` on another thread, with this one's context (the deadline among it)."""
+    context = contextvars.copy_context()
+    return _BACKGROUND.submit(context.run, call, argument)
 
 
 def _look(

@@ -72,4 +72,4 @@ def test_smoke_run_prints_every_row_for_both_latencies(tmp_path: Path) -> None:
             assert (ours, floor) == ("0", "0")
         if name.startswith("API calls per event"):
             assert float(ours.split()[0]) >= 1.0  # one create per event, plus any look-ups
-            assert "POST …/create" in ours
+            assert "POST …/backups/create" in ours

