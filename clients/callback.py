@@ -24,6 +24,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard
+from clients.tls import shared_context
 
 __all__ = ["CallbackDelivery", "CallbackSender"]
 
@@ -62,7 +63,8 @@ class CallbackSender:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
             follow_redirects=False,
             trust_env=False,
-            transport=transport or self._guard.transport(connection_seconds=timeout),
+            transport=transport
+            or self._guard.transport(verify=shared_context(), connection_seconds=timeout),
             headers={"User-Agent": "predeploy-backup/0.1"},
         )
 
