@@ -268,7 +268,7 @@ def _overhead(
 
 
 def _spent(windows: list[Sample] | list[Cold], timings: list[tuple[float, float]]) -> list[float]:
-    """For each (non-overlapping) window, the seconds of the API requests begun within it."""
+    """For each (non-overlapping) window, the time its API requests begun within it took."""
     result = []
     starts = sorted((float(begun), float(seconds)) for begun, seconds in timings)
     for window in windows:
@@ -279,8 +279,23 @@ def _spent(windows: list[Sample] | list[Cold], timings: list[tuple[float, float]
         )
         low = bisect.bisect_left(starts, (begin, 0.0))
         high = bisect.bisect_right(starts, (end, float("inf")))
-        result.append(sum(seconds for _, seconds in starts[low:high]))
+        result.append(_covered(starts[low:high]))
     return result
+
+
+def _covered(calls: list[tuple[float, float]]) -> float:
+    """The time during which at least one of ``calls`` (start, seconds; sorted) was served.
+
+    Calls of one event may run side by side (the look-up and the pre-check): they cost the
+    event their union, not their sum.
+    """
+    total, reach = 0.0, float("-inf")
+    for begun, seconds in calls:
+        end = begun + seconds
+        if end > reach:
+            total += end - max(begun, reach)
+            reach = end
+    return total
 
 
 def measure(
