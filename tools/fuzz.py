@@ -46,6 +46,7 @@ from standardwebhooks import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "events" / "samples"
+SAMPLE_CALLBACK = "https://ci.example.com/hooks/backup"
 ENTRY_POINTS = ("webhook", "event")
 LOCAL_REFUSALS = frozenset(
     {
@@ -289,8 +290,10 @@ class Generator:
         # The generic seed calls back to the local receiver: no case reaches out to the internet.
         self.seeds = [{**_SEEDS[0], "callback_url": callback_url}, *_SEEDS[1:]]
         for path in sorted(SAMPLES.glob("*.json")):
+            # the samples' callback URL (on the internet) becomes the local receiver's
+            text = path.read_text().replace(SAMPLE_CALLBACK, callback_url)
             with contextlib.suppress(ValueError):
-                self.seeds.append(json.loads(path.read_bytes()))
+                self.seeds.append(json.loads(text))
 
     def case(self) -> Case:
         kinds = [
