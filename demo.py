@@ -24,7 +24,7 @@ from standardwebhooks import Webhook
 
 from emulator.config import EmulatorConfig
 from emulator.receiver import CallbackReceiver
-from tools.serve import function_server
+from tools.serve import function_server, stop
 
 ROOT = Path(__file__).resolve().parent
 SAMPLE = ROOT / "events" / "samples" / "generic-pre-deploy.json"
@@ -103,11 +103,7 @@ def _emulator() -> Iterator[str]:
             raise SystemExit(f"emulator did not start: {line!r}")
         yield line.rsplit(" ", 1)[-1]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def step(text: str) -> None:

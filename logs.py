@@ -1,9 +1,9 @@
 """JSON log lines with a correlation id, one outcome line per event; secrets never appear.
 
 Every record is one JSON object on stderr: time, level, logger, message, the correlation and
-trace ids of the request being served, and the record's ``fields``. A redacting filter removes
-any configured secret value that reaches a message anyway (defence in depth: the code never
-logs secrets on purpose).
+trace ids of the request being served, and the record's ``fields``. The formatter redacts
+every configured secret value from the finished line (defence in depth: the code never logs
+secrets on purpose).
 
 ``EventLog`` writes the one line per event outcome that operators search for: what came in
 (source, trigger id, instance), what happened (outcome, status, backup id, job id) and how long
@@ -35,11 +35,10 @@ from typing import Any
 __all__ = [
     "EventLog",
     "JsonFormatter",
-    "RedactingFilter",
     "RedactingFormatter",
+    "Redactor",
     "configure",
     "correlation_id",
-    "redact",
     "request_ids",
     "trace_id",
 ]
@@ -87,29 +86,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces every known secret value in a formatted record with ``[redacted]``."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        fields = getattr(record, "fields", None)
-        text = json.dumps(fields, default=str) if isinstance(fields, dict) else ""
-        if any(secret in message or secret in text for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-                text = text.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
-            if text:
-                record.fields = json.loads(text)
-        return True
-
-
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to ``sys.stderr`` as it is when the record is emitted, one write per line.
 
@@ -122,24 +98,32 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (as written, and as JSON escapes it) made ``[redacted]``."""
-    forms = {form for s in secrets for form in (s, json.dumps(s)[1:-1]) if len(form) >= 4}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, "[redacted]")
-    return text
+class Redactor:
+    """Makes every configured secret ``[redacted]`` in a text, as written and as JSON escapes it.
+
+    The forms to look for are worked out once, not for every line or response.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms = {form for s in secrets for form in (s, json.dumps(s)[1:-1]) if len(form) >= 4}
+        self._forms = sorted(forms, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, "[redacted]")
+        return text
 
 
 class RedactingFormatter(logging.Formatter):
     """Redacts the finished line, so no part of it (correlation id included) carries a secret."""
 
-    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
+    def __init__(self, inner: logging.Formatter, redact: Redactor) -> None:
         super().__init__()
         self._inner = inner
-        self._secrets = tuple(secrets)
+        self._redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(self._inner.format(record), self._secrets)
+        return self._redact(self._inner.format(record))
 
 
 def configure(level: str | None = None, secrets: Iterable[str] = ()) -> logging.Logger:
@@ -154,9 +138,7 @@ def configure(level: str | None = None, secrets: Iterable[str] = ()) -> logging.
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = _CurrentStderrHandler()
-    secrets = tuple(secrets)
-    handler.setFormatter(RedactingFormatter(JsonFormatter(), secrets))
-    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(RedactingFormatter(JsonFormatter(), Redactor(secrets)))
     logger.addHandler(handler)
     # logging.config.dictConfig (run by functions-framework for LOG_EXECUTION_ID) disables
     # every logger that exists at that moment, ours included when main.py is loaded again.

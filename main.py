@@ -55,6 +55,7 @@ __all__ = ["event", "webhook"]
 _lock = threading.Lock()
 _settings: Settings | None = None
 _services: Services | None = None
+_redact = logs.Redactor(())  # the configured secrets, once the settings are loaded
 
 logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
 
@@ -382,10 +383,12 @@ _ERROR_NAMES: dict[type[PredeployError], str] = {
 
 
 def _get_settings() -> Settings:
-    global _settings
+    global _settings, _redact
     if _settings is None:
         settings = load_settings()
-        logs.configure(settings.log_level, settings.secret_values())
+        secrets = settings.secret_values()
+        _redact = logs.Redactor(secrets)
+        logs.configure(settings.log_level, secrets)
         retry.log_retries()
         _settings = settings
     return _settings
@@ -402,7 +405,7 @@ def _get_services() -> Services:
                     settings=settings,
                     taurusdb=TaurusDBClient.from_settings(settings),
                     callbacks=CallbackSender(
-                        secret=_secret(settings.callback_secret),
+                        secret=settings.callback_secrets,
                         allowed_hosts=settings.callback_allowed_hosts,
                         timeout=settings.callback_timeout_seconds,
                     ),
@@ -410,10 +413,6 @@ def _get_services() -> Services:
     return _services
 
 
-def _secret(value: Any) -> str | None:
-    return None if value is None else str(value.get_secret_value())
-
-
 def _redacted(text: str) -> str:
     """Belt and braces: no configured secret leaves in a response, whatever put it there."""
-    return logs.redact(text, _settings.secret_values()) if _settings is not None else text
+    return _redact(text)

@@ -42,9 +42,9 @@ def _retryable(exc: BaseException) -> bool:
     return status is None or status in _RETRY_STATUSES
 
 
-def message_id(trigger: Trigger, instance_id: str, event_type: str) -> str:
+def message_id(trigger: Trigger, event_type: str) -> str:
     """The ``webhook-id``: the same for every retry and redelivery of one trigger's event."""
-    seed = f"{trigger.key}|{instance_id}|{event_type}"
+    seed = f"{trigger.key}|{trigger.instance_id}|{event_type}"
     return "msg_" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
@@ -54,7 +54,6 @@ def notify(
     *,
     event_type: str,
     trigger: Trigger,
-    instance_id: str,
     backup: Backup | None,
     job_id: str | None,
     budget_seconds: float,
@@ -65,13 +64,13 @@ def notify(
         "type": event_type,
         "timestamp": datetime.now(tz=UTC).isoformat(timespec="seconds"),
         "job_id": job_id,
-        "instance_id": instance_id,
+        "instance_id": trigger.instance_id,
         "backup": backup.model_dump(mode="json") if backup is not None else None,
         "trigger_id": trigger.trigger_id,
         "source": trigger.source,
         **(extra or {}),
     }
-    webhook_id = message_id(trigger, instance_id, event_type)
+    webhook_id = message_id(trigger, event_type)
     deadline = Deadline(budget_seconds)
     delivery = CallbackDelivery(delivered=False, error="not attempted")
     attempts = 0
@@ -88,7 +87,7 @@ def notify(
         "outcome": "callback_delivered" if delivery.delivered else "callback_failed",
         "callback_type": event_type,
         "trigger_id": trigger.trigger_id,
-        "instance_id": instance_id,
+        "instance_id": trigger.instance_id,
         "backup_id": backup.id if backup is not None else None,
         "job_id": job_id,
         "webhook_id": webhook_id,

@@ -55,7 +55,6 @@ __all__ = [
     "Result",
     "Services",
     "check",
-    "handle",
     "handle_all",
     "report_failure",
 ]
@@ -147,14 +146,6 @@ def handle_all(triggers: Sequence[Trigger], services: Services) -> list[Result]:
     return done
 
 
-def handle(trigger: Trigger, services: Services) -> BackupOutcome | DryRunOutcome:
-    """One trigger on its own; its failure is raised."""
-    (result,) = handle_all([trigger], services)
-    if isinstance(result, PredeployError):
-        raise result
-    return result
-
-
 def check(trigger: Trigger, services: Services) -> CreateBackupRequest:
     """What can be refused without asking the API: callback URL, instance, the request's rules."""
     if trigger.callback_url is not None:
@@ -198,7 +189,6 @@ def _start(
             callback_url,
             event_type="backup.started",
             trigger=trigger,
-            instance_id=trigger.instance_id,
             backup=backup,
             job_id=job_id,
             budget_seconds=budget,
@@ -238,7 +228,6 @@ def _finish(
                 callback_url,
                 event_type=event_type,
                 trigger=trigger,
-                instance_id=trigger.instance_id,
                 backup=backup,
                 job_id=job_id,
                 budget_seconds=settings.callback_retry_seconds,
@@ -322,7 +311,6 @@ def report_failure(
         url,
         event_type="backup.failed",
         trigger=trigger,
-        instance_id=trigger.instance_id,
         backup=None,
         job_id=None,
         budget_seconds=services.settings.callback_retry_seconds,
@@ -357,13 +345,7 @@ def _ensure_backup(
     marker = marker_for(trigger)
     for attempt in retrying(deadline):
         with attempt:
-            # The pre-check's answer is asked for while the look-up runs: one round trip
-            # less before the create (it is not needed when the backup exists).
-            instance = _in_background(api.get_instance, request.instance_id)
-            try:
-                found = _find(api, request, marker)
-            finally:
-                futures.wait([instance])  # nothing of this event may outlive its answer
+            found, instance = _look_up(api, request, marker)
             if found is not None:
                 return found, None, False
             require_active(instance.result())  # busy: tried again
@@ -397,8 +379,25 @@ def _look(
     """The trigger's backup, if it exists, and the instance; retried on passing faults."""
     for attempt in retrying(deadline):
         with attempt:
-            return _find(api, request, marker), api.get_instance(request.instance_id)
+            found, instance = _look_up(api, request, marker)
+            return found, instance.result()
     raise AssertionError("unreachable: retrying() ends by returning or raising")
+
+
+def _look_up(
+    api: TaurusDBClient, request: CreateBackupRequest, marker: str
+) -> tuple[Backup | None, Future[Instance]]:
+    """The look-up, with the instance (the pre-check's answer) asked for side by side.
+
+    One round trip less before the create; the instance's answer (or failure) has arrived
+    when this returns, so nothing of the event outlives its answer.
+    """
+    instance = _in_background(api.get_instance, request.instance_id)
+    try:
+        found = _find(api, request, marker)
+    finally:
+        futures.wait([instance])
+    return found, instance
 
 
 def _find(api: TaurusDBClient, request: CreateBackupRequest, marker: str) -> Backup | None:

@@ -89,9 +89,9 @@ def successful_creates(emu: Emulator) -> int:
     return sum(1 for r in emu.requests() if r.path.endswith("/backups/create") and r.status == 201)
 
 
-def make_client() -> FlaskClient:
-    """A fresh app: main.py is loaded anew, so it reads the environment as set now."""
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
+def make_client(target: str = "webhook") -> FlaskClient:
+    """A fresh app for ``target``: main.py is loaded anew and reads the environment as set now."""
+    app = create_app(target=target, source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
     return cast(FlaskClient, app.test_client())
 
 

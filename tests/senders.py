@@ -18,16 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any
 
+from _pytest.monkeypatch import MonkeyPatch
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from flask.testing import FlaskClient
-from functions_framework import create_app
 
-from helpers import INSTANCE, ROOT, SAMPLES, function_env
+from helpers import INSTANCE, SAMPLES, function_env
+from helpers import make_client as make_client
 
 GITHUB_SECRET = "github-test-secret-9c2f4e1a"
 GITLAB_TOKEN = "gitlab-test-token-3b7d5a0e"
@@ -35,12 +35,6 @@ GITLAB_SIGNING_TOKEN = "whsec_" + base64.b64encode(b"gitlab-signing-test-key-012
 STAGING = "5f2d9a4c8e7b4b1da3c60f9e2b7d1a84in07"
 TOPIC = "urn:smn:eu-de:0a1b2c3d4e5f60718293a4b5c6d7e8f9:predeploy-backup"
 SAMPLE_CALLBACK = "https://ci.example.com/hooks/backup"
-
-
-def make_client(target: str) -> FlaskClient:
-    """A fresh app for ``target``: main.py is loaded anew and reads the environment as set now."""
-    app = create_app(target=target, source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
 
 
 def sources_env(api_url: str, smn_url: str, callback_url: str) -> dict[str, str]:
@@ -55,6 +49,19 @@ def sources_env(api_url: str, smn_url: str, callback_url: str) -> dict[str, str]
         "CALLBACK_URL": callback_url,
         "CALLBACK_RETRY_SECONDS": "0",  # one attempt: most tests here do not look at callbacks
     }
+
+
+def use_sources_env(
+    monkeypatch: MonkeyPatch,
+    api_url: str,
+    smn_url: str = "https://smn.eu-de.otc.t-systems.com",
+    callback_url: str | None = None,
+) -> None:
+    """Set ``sources_env`` for this test; without ``callback_url``, no CALLBACK_URL at all."""
+    for name, value in sources_env(api_url, smn_url, callback_url or "").items():
+        monkeypatch.setenv(name, value)
+    if callback_url is None:
+        monkeypatch.delenv("CALLBACK_URL")
 
 
 def github_signature(body: bytes, secret: str = GITHUB_SECRET) -> str:

@@ -18,7 +18,6 @@ from helpers import (
     make_client,
     use_env,
 )
-from senders import make_client as make_target_client
 
 OTHER = "00000000000000000000000000000001in07"
 
@@ -188,7 +187,7 @@ def test_queued_dry_run_that_fails_for_good_calls_nothing_back(
         "type": "dev.predeploy.pre-deploy",
         "data": {**data, "callback_url": receiver.url},
     }
-    response = make_target_client("event").post(
+    response = make_client("event").post(
         "/", data=json.dumps(cloud_event), headers={"Content-Type": "application/cloudevents+json"}
     )
 

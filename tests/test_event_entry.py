@@ -8,14 +8,12 @@ import pytest
 from flask.testing import FlaskClient
 
 from emulator import Emulator
-from senders import make_client, sample, sources_env
+from senders import make_client, sample, use_sources_env
 
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in sources_env(emu.url, "https://smn.eu-de.otc.t-systems.com", "").items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CALLBACK_URL")
+    use_sources_env(monkeypatch, emu.url)
 
 
 @pytest.fixture

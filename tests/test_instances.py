@@ -24,7 +24,6 @@ from helpers import (
     successful_creates,
     use_env,
 )
-from senders import make_client as make_target_client
 
 SECOND = "00000000000000000000000000000001in07"
 THIRD = "00000000000000000000000000000002in07"
@@ -238,7 +237,7 @@ def test_a_queued_event_for_several_instances_is_one_record_each(
         "datacontenttype": "application/json",
         "data": data,
     }
-    client = make_target_client("event")
+    client = make_client("event")
     headers = {"Content-Type": "application/cloudevents+json"}
     response = client.post("/", data=json.dumps(cloud_event), headers=headers)
 

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from flask.testing import FlaskClient
-from functions_framework import create_app
 from standardwebhooks import Webhook
 
 from config import SECRET_FILE_FIELDS, Settings, load_settings
@@ -18,11 +16,11 @@ from errors import ConfigurationError
 from helpers import (
     CALLBACK_SECRET,
     INSTANCE,
-    ROOT,
     WEBHOOK_SECRET,
     WEBHOOK_TOKEN,
     event,
     function_env,
+    make_client,
     sign,
 )
 
@@ -45,11 +43,6 @@ def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name, value in function_env(emu.url).items():
         monkeypatch.setenv(name, value)
     return monkeypatch
-
-
-def make_client() -> FlaskClient:
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
 
 
 def answer(response: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from emulator.receiver import CallbackReceiver
 from events import cloudevents
 from helpers import CALLBACK_SECRET, INSTANCE, WEBHOOK_TOKEN, sign
 from models import Trigger
-from senders import STAGING, make_client, sample, sources_env
+from senders import STAGING, make_client, sample, use_sources_env
 
 SOURCE = "https://ci.example.com/acme/shop/pipelines/31877"
 OTHER = "0123456789abcdef0123456789abcdefin07"
@@ -42,10 +42,7 @@ def env(emu: Emulator, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPat
     emu.put_instance(STAGING)
     emu.put_instance(OTHER)
     callback = receiver.url + "/hook"
-    for name, value in sources_env(
-        emu.url, "https://smn.eu-de.otc.t-systems.com", callback
-    ).items():
-        monkeypatch.setenv(name, value)
+    use_sources_env(monkeypatch, emu.url, callback_url=callback)
 
 
 @pytest.fixture

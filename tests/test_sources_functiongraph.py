@@ -14,7 +14,14 @@ from emulator import Emulator
 from events import functiongraph
 from helpers import INSTANCE, sign
 from models import Trigger
-from senders import GITHUB_SECRET, STAGING, github_signature, make_client, sample, sources_env
+from senders import (
+    GITHUB_SECRET,
+    STAGING,
+    github_signature,
+    make_client,
+    sample,
+    use_sources_env,
+)
 
 OTHER = "0123456789abcdef0123456789abcdefin07"
 HEADERS = {"Content-Type": "application/json", "X-CFF-Request-Id": "7c307f6a-cf68"}
@@ -24,9 +31,7 @@ HEADERS = {"Content-Type": "application/json", "X-CFF-Request-Id": "7c307f6a-cf6
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     emu.put_instance(STAGING)
     emu.put_instance(OTHER)
-    for name, value in sources_env(emu.url, "https://smn.eu-de.otc.t-systems.com", "").items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CALLBACK_URL")
+    use_sources_env(monkeypatch, emu.url)
 
 
 @pytest.fixture

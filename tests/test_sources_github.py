@@ -13,7 +13,14 @@ from emulator import Emulator
 from events import github
 from helpers import INSTANCE
 from models import Trigger
-from senders import GITHUB_SECRET, STAGING, github_signature, make_client, sample, sources_env
+from senders import (
+    GITHUB_SECRET,
+    STAGING,
+    github_signature,
+    make_client,
+    sample,
+    use_sources_env,
+)
 
 DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 
@@ -21,9 +28,7 @@ DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     emu.put_instance(STAGING)
-    for name, value in sources_env(emu.url, "https://smn.eu-de.otc.t-systems.com", "").items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CALLBACK_URL")
+    use_sources_env(monkeypatch, emu.url)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from senders import (
     STAGING,
     make_client,
     sample,
-    sources_env,
+    use_sources_env,
 )
 
 KEY = "b0c8e6f4-3a2d-4f19-9e7a-5d1c2b8a4e60"
@@ -29,9 +29,7 @@ KEY = "b0c8e6f4-3a2d-4f19-9e7a-5d1c2b8a4e60"
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     emu.put_instance(STAGING)
-    for name, value in sources_env(emu.url, "https://smn.eu-de.otc.t-systems.com", "").items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CALLBACK_URL")
+    use_sources_env(monkeypatch, emu.url)
 
 
 @pytest.fixture

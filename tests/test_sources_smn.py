@@ -19,7 +19,7 @@ from senders import (
     make_client,
     signing_key,
     smn_endpoint,
-    sources_env,
+    use_sources_env,
 )
 
 
@@ -32,9 +32,7 @@ def smn() -> Iterator[SmnEndpoint]:
 @pytest.fixture
 def env(emu: Emulator, smn: SmnEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     emu.put_instance(STAGING)
-    for name, value in sources_env(emu.url, smn.url, "").items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("CALLBACK_URL")
+    use_sources_env(monkeypatch, emu.url, smn.url)
 
 
 @pytest.fixture

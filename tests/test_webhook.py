@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from functions_framework import create_app
 from standardwebhooks import Webhook
 from werkzeug.test import TestResponse
 
@@ -18,38 +17,20 @@ from emulator.receiver import CallbackReceiver
 from helpers import (
     CALLBACK_SECRET,
     INSTANCE,
-    ROOT,
     WEBHOOK_SECRET,
     WEBHOOK_TOKEN,
     event,
-    function_env,
+    js,
     load_sample,
+    make_client,
     sign,
+    use_env,
 )
-
-
-def make_client() -> FlaskClient:
-    """A fresh app: main.py is loaded anew, so it reads the environment as set now."""
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
-
-
-def js(response: TestResponse) -> Any:
-    return response.get_json()
-
-
-@pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    with CallbackReceiver(CALLBACK_SECRET) as receiver:
-        yield receiver
 
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = {**function_env(emu.url), "DEADLINE_SECONDS": "2", "CALLBACK_RETRY_SECONDS": "0.5"}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="2", CALLBACK_RETRY_SECONDS="0.5")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "function_server"]
+__all__ = ["free_port", "function_server", "stop"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,8 +64,13 @@ def function_server(
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Ask a process we started to end; kill it if it has not within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
