@@ -65,7 +65,7 @@ def test_deployments_that_are_not_starting_are_ignored(
     body, headers = hook(status=status)
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200
-    assert response.get_json()["status"] == "ignored"
+    assert response.get_json()["note"] == "ignored"
     assert repr(status) in response.get_json()["message"]
     assert emu.requests() == []
 
@@ -98,7 +98,7 @@ def test_pipeline_deploying_to_two_environments_backs_up_both(
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 202, response.get_json()
     results = response.get_json()["results"]
-    assert [r["status"] for r in results] == ["started", "started"]
+    assert [r["outcome"] for r in results] == ["started", "started"]
     assert sorted(c["instance_id"] for c in creates(emu)) == sorted([INSTANCE, STAGING])
 
 
@@ -111,7 +111,7 @@ def test_other_kinds_are_ignored(client: FlaskClient, emu: Emulator) -> None:
     }
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200
-    assert response.get_json()["status"] == "ignored"
+    assert response.get_json()["note"] == "ignored"
     assert emu.requests() == []
 
 

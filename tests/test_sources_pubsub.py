@@ -73,7 +73,7 @@ def test_message_backs_up(client: FlaskClient, emu: Emulator) -> None:
     response = client.post("/", data=push(event()), headers=HEADERS)
     assert response.status_code == 200, response.get_json()
     (result,) = response.get_json()["results"]
-    assert result["status"] == "started"
+    assert result["outcome"] == "started"
     assert result["trigger_id"] == "deploy-4711"
 
 
@@ -115,7 +115,7 @@ def test_bad_message_is_acknowledged_so_pubsub_stops(
     response = client.post("/", data=body, headers=HEADERS)
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["retry"]) == ("failed", False)
+    assert (result["outcome"], result["retry"]) == ("failed", False)
     assert field in {f["field"] for f in result["fields"]}
     assert emu.requests() == []
 
@@ -131,7 +131,7 @@ def test_busy_instance_asks_pubsub_to_redeliver(
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["retry"]) == ("failed", True)
+    assert (result["outcome"], result["retry"]) == ("failed", True)
 
 
 def test_broken_setup_asks_pubsub_to_redeliver(
