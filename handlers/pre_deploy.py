@@ -1,23 +1,24 @@
 """Pre-deploy: exactly one backup per trigger, its job ID reported, optionally waited for.
 
-Everything that can refuse a trigger (callback URL, instance authorization, the create
-request's rules) is checked for every trigger before the API is called, so a refused trigger
-changes nothing. Idempotency is stateless: the trigger fixes the backup's name
-and a marker in its description, and before creating we look for that backup among the
-instance's manual backups of the trigger's window (``handlers.window``: one page however long
-the instance's history; a delivery older than the window is refused). A redelivery finds it
-and makes no other; of two concurrent deliveries, the loser meets the API's busy answer (one
-backup at a time per instance), looks again and finds the winner's. Only when there is no such backup yet is the instance itself
-asked whether it is ``ACTIVE`` (``precheck``). Once the API has answered with a job ID
-nothing can lose it: callbacks that fail are reported in the outcome and logged, never raised.
+Everything that can refuse a trigger (callback URL, instance authorization, the create request's
+rules) is checked for every trigger before the API is called, so a refused trigger changes
+nothing. Idempotency is stateless: the trigger fixes the backup's name and a marker in its
+description, and before creating we look for that backup among the instance's manual backups of
+the trigger's window (``handlers.window``: one page however long the instance's history; a
+delivery older than the window is refused). A redelivery finds it and makes no other; of two
+concurrent deliveries, the loser meets the API's busy answer (one backup at a time per
+instance), looks again and finds the winner's. Only when there is no such backup yet is the
+instance itself asked whether it is ``ACTIVE`` (``precheck``). Once the API has answered with a
+job ID nothing can lose it: callbacks that fail are reported in the outcome and logged, never
+raised.
 
 The triggers of one delivery (an event for several instances, a batch) are served one after
-another within one deadline; with waiting, every backup is started first and then all are
-waited for, so they build side by side. A trigger's failure is its result, not the
-delivery's. A dry run
-(``Trigger.dry_run``) goes through the same checks and look-up but creates, deletes and calls
-back nothing. Retention (``RETENTION_KEEP``) runs after a backup was made or found, once the
-answer is settled, within what is left of the deadline (``handlers.retention``: bounded, guarded).
+another within one deadline; with waiting, every backup is started first and then all are waited
+for, so they build side by side. A trigger's failure is its result, not the delivery's. A dry
+run (``Trigger.dry_run``) goes through the same checks and look-up but creates, deletes and
+calls back nothing. Retention (``RETENTION_KEEP``) runs after a backup was made or found, once
+the answer is settled, within what is left of the deadline (``handlers.retention``: bounded,
+guarded).
 """
 
 from __future__ import annotations
