@@ -7,9 +7,9 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from standardwebhooks import Webhook
@@ -62,23 +62,42 @@ def test_bad_secret_is_a_usage_error_that_never_shows_it(secret: str, rule: str)
     ("env", "expected"),
     [
         (
-            {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/shop", "GITHUB_RUN_ID": "42",
-             "GITHUB_JOB": "migrate", "GITHUB_RUN_ATTEMPT": "3"},
+            {
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_REPOSITORY": "acme/shop",
+                "GITHUB_RUN_ID": "42",
+                "GITHUB_JOB": "migrate",
+                "GITHUB_RUN_ATTEMPT": "3",
+            },
             "github:acme/shop:42:migrate",
         ),
         (
-            {"GITLAB_CI": "true", "CI_PROJECT_ID": "7", "CI_PIPELINE_ID": "1001",
-             "CI_JOB_NAME": "backup", "CI_JOB_ID": "55501"},
+            {
+                "GITLAB_CI": "true",
+                "CI_PROJECT_ID": "7",
+                "CI_PIPELINE_ID": "1001",
+                "CI_JOB_NAME": "backup",
+                "CI_JOB_ID": "55501",
+            },
             "gitlab:7:1001:backup",
         ),
         (
-            {"TF_BUILD": "True", "BUILD_BUILDID": "812", "SYSTEM_STAGENAME": "deploy",
-             "SYSTEM_JOBNAME": "backup", "SYSTEM_JOBATTEMPT": "2"},
+            {
+                "TF_BUILD": "True",
+                "BUILD_BUILDID": "812",
+                "SYSTEM_STAGENAME": "deploy",
+                "SYSTEM_JOBNAME": "backup",
+                "SYSTEM_JOBATTEMPT": "2",
+            },
             "azure:812:deploy:backup",
         ),
         (
-            {"JENKINS_URL": "https://ci/", "BUILD_TAG": "jenkins-shop-17",
-             "STAGE_NAME": "backup", "BUILD_NUMBER": "17"},
+            {
+                "JENKINS_URL": "https://ci/",
+                "BUILD_TAG": "jenkins-shop-17",
+                "STAGE_NAME": "backup",
+                "BUILD_NUMBER": "17",
+            },
             "jenkins:jenkins-shop-17:backup",
         ),
     ],
@@ -106,7 +125,7 @@ def test_long_trigger_id_fits_the_function_limit_and_stays_distinct() -> None:
 
 
 def test_retry_after_seconds_and_http_date() -> None:
-    now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
     later = (now + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds(later, now) == 90.0
@@ -117,8 +136,8 @@ def test_retry_after_seconds_and_http_date() -> None:
 class _Script(BaseHTTPRequestHandler):
     """Answers from a list, one per request: (status, headers, body)."""
 
-    answers: list[tuple[int, dict[str, str], dict[str, Any]]] = []
-    seen: list[dict[str, str]] = []
+    answers: ClassVar[list[tuple[int, dict[str, str], dict[str, Any]]]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -179,9 +198,7 @@ def test_transport_gives_up_when_retry_after_passes_the_deadline(
     handler.answers = [(504, {"Retry-After": "120"}, {"error": "upstream_unavailable"})]
     slept: list[float] = []
     with pytest.raises(GaveUp) as caught:
-        Transport(user_agent="t", sleep=slept.append).send(
-            "POST", url, b"{}", dict, Deadline(30)
-        )
+        Transport(user_agent="t", sleep=slept.append).send("POST", url, b"{}", dict, Deadline(30))
     assert "HTTP 504 (upstream_unavailable)" in caught.value.last
     assert slept == [] and len(handler.seen) == 1
 
@@ -193,8 +210,17 @@ def test_polling_signs_each_status_get_and_reports_progress_in_ci_logs(
     url, handler = scripted
     backup = {"id": "b1", "status": "BUILDING"}
     handler.answers = [
-        (202, {}, {"status": "RUNNING", "backup": backup, "job_id": "j1",
-                   "instance_id": INSTANCE, "trigger_id": "d-9"}),
+        (
+            202,
+            {},
+            {
+                "status": "RUNNING",
+                "backup": backup,
+                "job_id": "j1",
+                "instance_id": INSTANCE,
+                "trigger_id": "d-9",
+            },
+        ),
         (200, {}, {"status": "RUNNING", "backup": backup}),
         (200, {}, {"status": "SUCCEEDED", "backup": {**backup, "status": "COMPLETED"}}),
     ]
@@ -208,8 +234,11 @@ def test_polling_signs_each_status_get_and_reports_progress_in_ci_logs(
     )
     assert code == cli.EXIT_OK, err.getvalue()
     assert json.loads(out.getvalue().splitlines()[-1]) == {
-        "status": "SUCCEEDED", "backup_id": "b1", "job_id": "j1",
-        "instance_id": INSTANCE, "trigger_id": "d-9",
+        "status": "SUCCEEDED",
+        "backup_id": "b1",
+        "job_id": "j1",
+        "instance_id": INSTANCE,
+        "trigger_id": "d-9",
     }
     post, *gets = handler.seen
     assert [g["webhook-id"] != post["webhook-id"] for g in gets] == [True, True]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft7Validator
 
 from emulator import Emulator
 from helpers import INSTANCE, ROOT, WEBHOOK_SECRET, backups_on, function_env
@@ -133,9 +134,10 @@ def test_each_check_refuses_a_broken_recipe(
     tmp_path: Path, relative: str, old: str, new: str, expected: str
 ) -> None:
     def change(text: str) -> str:
-        if old == "sh '''":  # both ends of the block
-            return text.replace("sh '''", 'sh """').replace(
-                "\n                    '''", '\n                    """'
+        if old == "sh '''":  # a GString that interpolates the secret
+            return text.replace(old, new, 1).replace(
+                "--wait --timeout 3600\n                    '''",
+                '--wait --timeout 3600 # ${PREDEPLOY_WEBHOOK_SECRET}\n                    """',
             )
         return text.replace(old, new, 1)
 
@@ -155,7 +157,7 @@ def test_docs_examples_are_valid_pipelines() -> None:
     assert workflows and gitlab
     for workflow in workflows:
         assert check_recipes.check_github_workflow(workflow, "docs workflow") == []
-    validator = check_recipes.Draft7Validator(check_recipes.load_schema("gitlab-ci.json"))
+    validator = Draft7Validator(check_recipes.load_schema("gitlab-ci.json"))
     for pipeline in gitlab:
         assert list(validator.iter_errors(pipeline)) == []
 

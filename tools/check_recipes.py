@@ -61,6 +61,8 @@ def _refs(node: Any) -> Iterator[str]:
 def _errors(validator: Validator, document: Any, label: str) -> list[str]:
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):
+        while error.context:  # anyOf/oneOf: the alternative that got deepest says why
+            error = max(error.context, key=lambda e: len(e.absolute_path))
         path = ".".join(str(part) for part in error.absolute_path) or "(document)"
         problems.append(f"{label}: {path}: {error.message[:300]}")
     return problems
@@ -89,6 +91,9 @@ def check_github_action(path: Path) -> list[str]:
 
 
 def check_github_workflow(document: Any, label: str) -> list[str]:
+    """A workflow as YAML 1.1 reads it: the key ``on`` came back as ``True``; put it back."""
+    if isinstance(document, dict) and True in document:
+        document = {("on" if key is True else key): value for key, value in document.items()}
     return _errors(Draft7Validator(load_schema("github-workflow.json")), document, label)
 
 
@@ -273,7 +278,7 @@ def _plain(node: Any) -> Any:
 
 
 def check_azure_steps(path: Path) -> list[str]:
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)  # noqa: S506  # nosec B506 # BaseLoader builds plain strings only
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
     validator = Draft7Validator(azure_schema())
     problems = _errors(validator, document, path.name)
     declared = {p["name"] for p in document.get("parameters", [])}
