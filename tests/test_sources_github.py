@@ -99,6 +99,7 @@ def test_ping_is_answered_without_a_backup(client: FlaskClient, emu: Emulator) -
     response = client.post("/", data=body, headers=headers(body, event="ping"))
     assert response.status_code == 200
     assert response.get_json()["note"] == "pong"
+    assert "status" not in response.get_json()  # status is only ever a backup's
     assert emu.requests() == []
 
 
