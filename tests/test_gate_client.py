@@ -147,7 +147,7 @@ class _Script(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        type(self).seen.append(dict(self.headers.items()))
+        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
         status, headers, body = type(self).answers.pop(0)
         payload = json.dumps(body).encode()
         self.send_response(status)
