@@ -42,7 +42,7 @@ def queue(_emulator_process: Emulator) -> Iterator[str]:
 
 def percent_encode(value: str) -> str:
     """HTTP binding 3.1.3.2: space, double-quote, percent and all but printable ASCII."""
-    out = []
+    out: list[str] = []
     for char in value:
         if char in ' "%' or not "\x21" <= char <= "\x7e":
             out.extend(f"%{byte:02X}" for byte in char.encode())
