@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -162,7 +162,10 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     """One trigger per instance, keyed on signed material only: the event's ``id``, else the
     signed ``webhook-id``, else the body's hash.
 
-    ``sent_at`` is the signed ``webhook-timestamp``; a bearer token signs no time.
+    ``sent_at`` stays ``None``: the generic event carries no time of its own, and the signed
+    ``webhook-timestamp`` is the time of this attempt (a sender re-signs every retry, so that it
+    passes the 5-minute check), not when the event was made; as the start of the look-up's
+    window it would hide the backup an earlier attempt made.
     """
     require_json(headers)
     document = json_object(body, max_depth=settings.max_json_depth)
@@ -181,19 +184,8 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     else:
         identity, trigger_id = ("sha256", digest.removeprefix("sha256:")), digest
     previous = f"{NAME}:{event.id or headers.get('webhook-id') or digest}"
-    sent_at = _signed_time(headers) if signed else None
-    triggers = _triggers(
-        event, NAME, (NAME, *identity), trigger_id, settings, "", previous, sent_at
-    )
+    triggers = _triggers(event, NAME, (NAME, *identity), trigger_id, settings, "", previous, None)
     return Delivery(records=tuple(triggers))
-
-
-def _signed_time(headers: Headers) -> datetime | None:
-    """The ``webhook-timestamp`` (verified to be within 5 minutes of now) as a time."""
-    try:
-        return datetime.fromtimestamp(int(headers.get("webhook-timestamp", "")), tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def wrapped_trigger(

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ import pytest
 from config import load_settings
 from emulator import Emulator
 from events import cloudevents, functiongraph, generic, github, gitlab
+from handlers.naming import backup_name_for, description_for
 from helpers import INSTANCE, WEBHOOK_SECRET, WEBHOOK_TOKEN, backups_on, sign, successful_creates
 from models import Trigger
 from senders import (
@@ -393,21 +395,33 @@ def lowered(headers: dict[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def test_sent_at_is_the_signed_webhook_timestamp(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_webhook_timestamp_is_not_the_events_time(settings: Any) -> None:
+    """Standard Webhooks senders re-sign every retry with a fresh webhook-timestamp (it must pass
+    the 5-minute check): it is the attempt's time, not the event's, so it is no ``sent_at``."""
     body = json.dumps({"event": "pre-deploy", "id": "d", "instance_id": INSTANCE}).encode()
     headers = lowered(sign(body, WEBHOOK_SECRET))
-    trigger = only_trigger(generic.parse(headers, body, settings).records)
-    assert trigger.sent_at is not None
-    assert int(trigger.sent_at.timestamp()) == int(headers["webhook-timestamp"])
-    monkeypatch.delenv("WEBHOOK_SECRET")
-    monkeypatch.setenv("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
-    token_only = load_settings()
-    bearer = {"content-type": "application/json", "authorization": f"Bearer {WEBHOOK_TOKEN}"}
-    bearer["webhook-timestamp"] = headers["webhook-timestamp"]  # signed by nothing: no time
-    generic.verify(bearer, body, token_only)
-    assert only_trigger(generic.parse(bearer, body, token_only).records).sent_at is None
+    generic.verify(headers, body, settings)
+    assert only_trigger(generic.parse(headers, body, settings).records).sent_at is None
+
+
+def test_a_retry_hours_later_finds_the_backup_of_the_first_attempt(
+    web: str, emu: Emulator, settings: Any
+) -> None:
+    """The first attempt made the backup two hours ago; the sender's retry now is signed with
+    a new webhook-timestamp. The look-up must still reach back to that backup."""
+    body = json.dumps({"event": "pre-deploy", "id": "rel-9", "instance_id": INSTANCE}).encode()
+    trigger = only_trigger(generic.parse(lowered(sign(body)), body, settings).records)
+    seeded = emu.add_backup(
+        INSTANCE,
+        backup_type="manual",
+        name=backup_name_for(trigger),
+        description=description_for(trigger),
+        begin_time=datetime.now(tz=UTC) - timedelta(hours=2),
+    )
+    response = post(web, body, sign(body, msg_id="msg_retry"))
+    assert response.status_code == 200, response.text
+    assert answer_backup(response) == seeded
+    assert successful_creates(emu) == 0
 
 
 def test_sent_at_from_the_senders_bodies(settings: Any) -> None:
