@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,11 @@ def staging(emu: Emulator) -> None:
 
 
 def documented(name: str, **changes: Any) -> bytes:
+    """The documented payload with ``changes``; a deployment's ``status_changed_at`` is moved
+    to now (the example's 2021 date is older than IDEMPOTENCY_WINDOW_DAYS), in GitLab's format."""
     document = json.loads((PAYLOADS / name).read_text())
+    if "status_changed_at" in document:
+        document["status_changed_at"] = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
     document.update(changes)
     return json.dumps(document).encode()
 
@@ -125,4 +130,16 @@ def test_pipeline_status_flips_make_no_backup(web: str, emu: Emulator, status: s
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "ignored"
         assert "Deployment events" in response.json()["message"]
+    assert emu.requests() == []
+
+
+def test_the_deployments_own_time_ages_it(web: str, emu: Emulator) -> None:
+    """``status_changed_at`` is the event's signed time: the documented example, as GitLab's
+    docs date it (2021), is older than IDEMPOTENCY_WINDOW_DAYS and is refused, never served."""
+    document = json.loads((PAYLOADS / "deployment.json").read_text())
+    document["status"] = "running"
+    response = post(web, json.dumps(document).encode(), headers("Deployment Hook", "old-1"))
+    assert response.status_code == 400, response.text
+    assert response.json()["fields"] == [{"field": "sent_at", "rule": "at most 7 days old"}]
+    assert "2021-04-28T19:50:00" in response.json()["message"]
     assert emu.requests() == []
