@@ -242,7 +242,7 @@ def test_a_queued_event_for_several_instances_is_one_record_each(
     response = client.post("/", data=json.dumps(cloud_event), headers=headers)
 
     assert response.status_code == 200, js(response)
-    assert [(r["record"], r["status"]) for r in js(response)["results"]] == [
+    assert [(r["record"], r["outcome"]) for r in js(response)["results"]] == [
         (0, "started"),
         (1, "started"),
     ]
