@@ -57,6 +57,7 @@ _ROTATING_FIELDS = (
     "callback_secret",
 )
 _SECRET_FILE_MAX_BYTES = 64 * 1024
+_OTC_REGIONS = frozenset({"eu-de", "eu-nl", "eu-ch2"})
 
 
 def split_values(text: str) -> list[str]:
@@ -162,6 +163,7 @@ class Settings(BaseSettings):
     event_types: CommaList = Field(default_factory=lambda: list(DEFAULT_EVENT_TYPES))
     smn_topic_urns: CommaList = Field(default_factory=list)
     smn_endpoint: str | None = None
+    smn_allowed_hosts: CommaList = Field(default_factory=list)
 
     # authorization and mapping
     allowed_instances: CommaList = Field(default_factory=list)
@@ -254,6 +256,7 @@ class Settings(BaseSettings):
         "allowed_instances",
         "event_types",
         "smn_topic_urns",
+        "smn_allowed_hosts",
         mode="before",
     )
     @classmethod
@@ -267,7 +270,7 @@ class Settings(BaseSettings):
     def _default_when_empty(cls, value: list[str]) -> list[str]:
         return value or list(DEFAULT_EVENT_TYPES)
 
-    @field_validator("callback_allowed_hosts")
+    @field_validator("callback_allowed_hosts", "smn_allowed_hosts")
     @classmethod
     def _lower_hosts(cls, value: list[str]) -> list[str]:
         return [host.lower() for host in value]
@@ -312,10 +315,25 @@ class Settings(BaseSettings):
         return url.rstrip("/")
 
     @property
-    def smn_base_url(self) -> str:
-        """SMN endpoint of the region; certificate and confirmation URLs must be on its host."""
-        url = self.smn_endpoint or f"https://smn.{self.os_region_name}.otc.t-systems.com"
-        return url.rstrip("/")
+    def smn_hosts(self) -> list[str]:
+        """Hosts SMN's ``signing_cert_url`` and ``subscribe_url`` may name (https only).
+
+        The SMN and console hosts of ``OS_REGION_NAME`` as the cloud's documentation and real
+        messages show them (docs/sources.md lists the sources), then ``SMN_ALLOWED_HOSTS``.
+        ``SMN_ENDPOINT`` (an emulator, a test) is allowed on its own scheme and port besides.
+        """
+        region = self.os_region_name
+        if region in _OTC_REGIONS:
+            suffix = "sc.otc.t-systems.com" if region == "eu-ch2" else "otc.t-systems.com"
+            hosts = [f"smn.{region}.{suffix}", f"console.{suffix}", f"console.{region}.{suffix}"]
+        else:  # Huawei Cloud
+            hosts = [
+                f"smn.{region}.myhuaweicloud.com",
+                "console.huaweicloud.com",
+                "console-intl.huaweicloud.com",
+                f"{region}-console.huaweicloud.com",
+            ]
+        return list(dict.fromkeys(hosts + self.smn_allowed_hosts))
 
 
 def _values(value: SecretStr | None) -> list[str]:

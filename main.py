@@ -14,6 +14,7 @@ import json
 import math
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 import functions_framework
@@ -24,6 +25,7 @@ import logs
 from clients import retry
 from clients.callback import CallbackSender
 from clients.retry import is_busy, is_retryable
+from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings, load_settings
 from errors import (
@@ -55,6 +57,8 @@ __all__ = ["event", "webhook"]
 _lock = threading.Lock()
 _settings: Settings | None = None
 _services: Services | None = None
+_smn: SmnClient | None = None
+_smn_lock = threading.Lock()
 _redact = logs.Redactor(())  # the configured secrets, once the settings are loaded
 
 logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
@@ -154,7 +158,9 @@ def _deliver(
 ) -> Answer:
     source = entry.detect(headers, body)
     event_log.note(source=source.NAME)
-    delivery = events.receive(entry, headers, body, settings, source)
+    delivery = events.receive(
+        entry, headers, body, settings, source, certificates=lambda url: _get_smn().certificate(url)
+    )
     check_batch(delivery.records, settings)
     outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
     if entry.queue or delivery.batch or len(outcomes) != 1:
@@ -409,8 +415,27 @@ def _get_services() -> Services:
                         allowed_hosts=settings.callback_allowed_hosts,
                         timeout=settings.callback_timeout_seconds,
                     ),
+                    smn=_get_smn(),
                 )
     return _services
+
+
+def _get_smn() -> SmnClient:
+    """The SMN certificate provider and confirmer, its URL policy from the settings."""
+    global _smn
+    if _smn is None:
+        with _smn_lock:
+            if _smn is None:
+                from events import smn  # loaded with the first SMN message
+
+                settings = _get_settings()
+                endpoint = urlsplit(settings.smn_endpoint or "").hostname
+                _smn = SmnClient(
+                    lambda url: smn.url_refusal(url, settings),
+                    private_hosts=[endpoint] if endpoint else [],
+                    timeout=settings.api_timeout_seconds,
+                )
+    return _smn
 
 
 def _redacted(text: str) -> str:

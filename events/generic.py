@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -175,13 +176,15 @@ def wrapped_trigger(
     field: str,
     settings: Settings,
     fallback_id: str | None = None,
+    sent_at: datetime | None = None,
 ) -> list[Trigger]:
     """The generic event another sender carries at ``field`` (named in errors): its triggers,
     one per instance.
 
     ``key`` is the transport's id for the message (a redelivery carries the same one); the
     trigger's key is ``source:key``. The trigger id reported back is the event's own ``id``
-    when it has one, else ``fallback_id``, else ``key``.
+    when it has one, else ``fallback_id``, else ``key``. ``sent_at``: the time the carrier
+    signed (or the platform vouches for), if any.
     """
     document = (
         payload
@@ -190,7 +193,9 @@ def wrapped_trigger(
     )
     event = validate(GenericEventModel, document, "pre-deploy event", prefix=f"{field}.")
     trigger_id = event.id or fallback_id or key
-    return _triggers(event, source, f"{source}:{key}", trigger_id, settings, f"{field}.")
+    return _triggers(
+        event, source, f"{source}:{key}", trigger_id, settings, f"{field}.", sent_at=sent_at
+    )
 
 
 def _triggers(
@@ -200,6 +205,8 @@ def _triggers(
     trigger_id: str,
     settings: Settings,
     prefix: str,
+    *,
+    sent_at: datetime | None = None,
 ) -> list[Trigger]:
     instances = target_instances(event.instance_id, event.instance_ids, settings, prefix=prefix)
     return fan_out(
@@ -212,4 +219,5 @@ def _triggers(
         callback_url=event.callback_url or settings.callback_url,
         wait=event.wait,
         dry_run=event.dry_run,
+        sent_at=sent_at,
     )

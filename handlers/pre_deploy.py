@@ -31,6 +31,7 @@ from typing import Literal, TypeVar
 
 from clients.callback import CallbackDelivery, CallbackSender
 from clients.retry import Deadline, is_busy, is_retryable, retrying, within
+from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings
 from errors import (
@@ -76,6 +77,7 @@ class Services:
     settings: Settings
     taurusdb: TaurusDBClient
     callbacks: CallbackSender
+    smn: SmnClient
 
 
 @dataclass(frozen=True)
