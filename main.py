@@ -46,6 +46,7 @@ from errors import (
 )
 from events import generic
 from events.base import Note, Record, check_batch
+from events.pubsub import redelivers_every_failure
 from handlers import records
 from handlers import status as handlers_status
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
@@ -93,6 +94,11 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
     except PredeployError as exc:
         status, body, headers = _error(exc)
         event_log.failed(body["error"], status, exc.message, error_code=body.get("error_code"))
+        lowered = {name.lower(): value for name, value in request.headers.items()}
+        if entry.queue and not records.curable_by_retry(exc) and redelivers_every_failure(lowered):
+            # Pub/Sub push redelivers a 4xx until the message expires: acknowledge, logged above.
+            failed = {"record": 0, "status": "failed", "http_status": status, "retry": False}
+            return 200, {"results": [failed | body]}, {}
         return status, body, headers
     except Exception as exc:  # a bug: the log line names the exception, the caller learns no more
         name = type(exc).__name__
@@ -104,7 +110,8 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
 def _response(answer: Answer) -> flask.Response:
     status, body, headers = answer
     payload = _redacted(json.dumps(body))
-    if status == 413:
+    results = body.get("results") or [{}]
+    if status == 413 or results[0].get("http_status") == 413:  # also when acknowledged
         # functions-framework reads whatever is left of the request after a response that is
         # not streamed; for a body over the limit that would undo the limit. Streamed, it
         # leaves the rest unread (the server drops the connection).
