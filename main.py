@@ -418,7 +418,7 @@ def _get_services() -> Services:
                     settings=settings,
                     taurusdb=TaurusDBClient.from_settings(settings),
                     callbacks=CallbackSender(
-                        secret=settings.callback_secrets,
+                        secret=settings.secrets("callback_secret"),
                         allowed_hosts=settings.callback_allowed_hosts,
                         timeout=settings.callback_timeout_seconds,
                     ),

@@ -83,8 +83,8 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
 
     Several configured secrets or tokens (rotation) are all accepted.
     """
-    secrets = settings.webhook_secrets
-    tokens = settings.webhook_tokens
+    secrets = settings.secrets("webhook_secret")
+    tokens = settings.secrets("webhook_token")
     if not secrets and not tokens:
         raise UnauthorizedError(
             "no WEBHOOK_SECRET or WEBHOOK_TOKEN is configured: unsigned events are refused"
