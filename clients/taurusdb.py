@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from clients.auth import AkSkAuth, TokenAuth
+from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
 from clients.retry import request_timeout
 from clients.tls import shared_context
 from config import AkSkCredentials, Settings
@@ -146,6 +146,7 @@ class TaurusDBClient:
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
+                "Content-Type": CONTENT_TYPE,  # the official SDK's, on every request
                 "User-Agent": USER_AGENT,
             },
         )
