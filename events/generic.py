@@ -41,6 +41,7 @@ __all__ = [
     "GenericEventModel",
     "matches",
     "parse",
+    "standard_headers",
     "verify",
     "verify_standard_webhooks",
     "wrapped_trigger",
@@ -49,6 +50,12 @@ __all__ = [
 NAME = "generic"
 LABEL = "the generic pre-deploy event (Content-Type: application/json)"
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_SVIX_HEADERS = {
+    "svix-id": "webhook-id",
+    "svix-timestamp": "webhook-timestamp",
+    "svix-signature": "webhook-signature",
+}
+"""Svix's names for the Standard Webhooks headers, which senders built on Svix send."""
 
 
 class GenericEventModel(BaseModel):
@@ -75,14 +82,29 @@ def matches(headers: Headers, body: bytes) -> bool:
         or found.endswith("+json")
         or "authorization" in headers
         or any(name in headers for name in _SIGNATURE_HEADERS)
+        or any(name in headers for name in _SVIX_HEADERS)
     )
+
+
+def standard_headers(headers: Headers) -> Headers:
+    """The ``svix-*`` headers under their Standard Webhooks names, read as the ``svix``
+    library reads them: a ``svix-*`` header wins over its ``webhook-*`` twin."""
+    if not any(name in headers for name in _SVIX_HEADERS):
+        return headers
+    merged = dict(headers)
+    for svix, standard in _SVIX_HEADERS.items():
+        if svix in headers:
+            merged[standard] = headers[svix]
+    return merged
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
     """Standard Webhooks signature over the raw bytes, or the bearer token; else refuse.
 
-    Several configured secrets or tokens (rotation) are all accepted.
+    Several configured secrets or tokens (rotation) are all accepted; Svix's header names
+    (``svix-id``, ``svix-timestamp``, ``svix-signature``) as well as the standard ones.
     """
+    headers = standard_headers(headers)
     secrets = settings.secrets("webhook_secret")
     tokens = settings.secrets("webhook_token")
     if not secrets and not tokens:
@@ -162,7 +184,9 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     except ValidationError as exc:
         raise InvalidEventError("the pre-deploy event is invalid", field_errors(exc)) from None
     trigger_id = (
-        event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
+        event.id
+        or standard_headers(headers).get("webhook-id")
+        or "sha256:" + hashlib.sha256(body).hexdigest()
     )
     triggers = _triggers(event, NAME, f"{NAME}:{trigger_id}", trigger_id, settings, "")
     return Delivery(records=tuple(triggers))
