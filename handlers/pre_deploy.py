@@ -81,7 +81,8 @@ class Services:
     settings: Settings
     taurusdb: TaurusDBClient
     callbacks: CallbackSender
-    smn: SmnClient
+    smn: SmnClient | None = None
+    """Confirms SMN subscriptions; ``None`` where no SMN message can arrive."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,9 @@ def serve_each(
     outcomes: list[Outcome] = []
     for record in records:
         if isinstance(record, Handshake):
-            outcomes.append(subscriptions.confirm(record, services.smn.confirm))
+            outcomes.append(
+                subscriptions.confirm(record, services.smn.confirm if services.smn else None)
+            )
             continue
         if not isinstance(record, Trigger):
             outcomes.append(record)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from errors import InvalidEventError, PredeployError
+from errors import ConfigurationError, InvalidEventError, PredeployError
 from events.base import Handshake, Note
 
 __all__ = ["confirm"]
@@ -17,12 +17,14 @@ __all__ = ["confirm"]
 _log = logging.getLogger("predeploy.smn")
 
 
-def confirm(handshake: Handshake, visit: Callable[[str], None]) -> Note | PredeployError:
+def confirm(handshake: Handshake, visit: Callable[[str], None] | None) -> Note | PredeployError:
     """The handshake's note once ``visit(url)`` went through, else why it did not.
 
     ``visit`` raises ``LookupError`` when the sender refused the confirmation (a 4xx: an
     expired or used token), ``PredeployError`` when it could not be reached (a retry helps).
     """
+    if visit is None:
+        return ConfigurationError("no SMN client is set up to confirm the subscription")
     try:
         visit(handshake.url)
     except LookupError as exc:
