@@ -145,20 +145,18 @@ def _envelope(body: bytes, settings: Settings) -> Delivery:
 
 
 def _unwrapped(headers: Headers, body: bytes, settings: Settings) -> list[Trigger]:
-    """The body is the event; the key is the message id when Pub/Sub wrote metadata."""
+    """The body is the event: keyed on its ``id``, else on the message id Pub/Sub wrote as
+    metadata, else on the body's hash (then nothing but the body identifies the message)."""
     if not body.strip():
         raise InvalidEventError(f"body {_NO_DATA}", [FieldError("body", _NO_DATA)])
     document = json_object(body, "body", settings.max_json_depth)
-    own_id = document.get("id")
-    key = headers.get(_MESSAGE_ID) or (
-        own_id
-        if isinstance(own_id, str) and own_id
-        else "sha256:" + hashlib.sha256(body).hexdigest()
-    )
+    message_id = headers.get(_MESSAGE_ID, "")
+    digest = hashlib.sha256(body).hexdigest()
     return generic.wrapped_trigger(
         document,
         source=NAME,
-        key=key,
+        key=message_id or "sha256:" + digest,
+        identity=("message", message_id) if message_id else ("sha256", digest),
         field="body",
         settings=settings,
         sent_at=_time(headers.get(_PUBLISH_TIME)),

@@ -3,9 +3,9 @@ to ``webhook``.
 
 SMN sends three kinds of message, named in ``X-SMN-MESSAGE-TYPE`` and in the body's
 ``type``: ``SubscriptionConfirmation`` (a ``Handshake``: the handler confirms it by GET of
-``subscribe_url``), ``Notification`` (its ``message`` is the generic event, its
-``message_id`` the key, its ``timestamp`` the trigger's ``sent_at``) and
-``UnsubscribeConfirmation`` (noted).
+``subscribe_url``), ``Notification`` (its ``message`` is the generic event, keyed on its own
+``id``, else on its ``message_id``; its signed ``timestamp`` is the trigger's ``sent_at``) and
+``UnsubscribeConfirmation`` (logged).
 
 Every message is signed by SMN. What is signed (SMN user guide, "Message Signature
 Verification", and Huawei's Java sample for it): the lines ``key\\nvalue\\n`` for these keys
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -75,6 +76,8 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+
+_log = logging.getLogger("predeploy.smn")
 
 NEEDS_CERTIFICATES = True
 """``events.receive`` passes this source's ``verify`` the injected certificate provider."""
@@ -196,6 +199,10 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
                 topic=message.topic_urn,
             )
         )
+    _log.warning(
+        "SMN subscription cancelled",
+        extra={"fields": {"outcome": "unsubscribed", "topic_urn": message.topic_urn}},
+    )
     return single(Note("unsubscribed", f"the subscription to {message.topic_urn} was cancelled"))
 
 

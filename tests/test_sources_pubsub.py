@@ -60,15 +60,16 @@ HEADERS = {"Content-Type": "application/json"}
 def test_the_message_id_is_the_key(env: None) -> None:
     (trigger,) = pubsub.parse({}, push(event(id=None)), load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == "pubsub:13452238701935066"
+    assert json.loads(trigger.key) == ["pubsub", "message", "13452238701935066", INSTANCE]
+    assert trigger.previous_key == "pubsub:13452238701935066"
     assert trigger.trigger_id == "13452238701935066"
 
 
 def test_snake_case_message_id_alone_is_enough(env: None) -> None:
-    body = push(event(), drop=("messageId",))
+    body = push(event(id=None), drop=("messageId",))
     (trigger,) = pubsub.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == "pubsub:13452238701935066"
+    assert json.loads(trigger.key) == ["pubsub", "message", "13452238701935066", INSTANCE]
 
 
 def test_message_backs_up(client: FlaskClient, emu: Emulator) -> None:
@@ -195,7 +196,7 @@ METADATA = {
 }
 
 
-def test_unwrapped_with_metadata_is_keyed_on_the_message_id(
+def test_unwrapped_with_metadata_is_keyed_on_the_message_id_without_an_event_id(
     client: FlaskClient, emu: Emulator
 ) -> None:
     response = client.post("/", data=event(), headers=UNWRAPPED | METADATA)
@@ -204,11 +205,11 @@ def test_unwrapped_with_metadata_is_keyed_on_the_message_id(
     assert (result["status"], result["trigger_id"]) == ("started", "deploy-4711")
     (trigger,) = pubsub.parse(
         {k.lower(): v for k, v in (UNWRAPPED | METADATA).items()},
-        event().encode(),
+        event(id=None).encode(),
         load_settings(),
     ).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == "pubsub:13452238701935066"
+    assert json.loads(trigger.key) == ["pubsub", "message", "13452238701935066", INSTANCE]
     assert trigger.sent_at == datetime(2026, 11, 27, 10, 0, 0, 124000, tzinfo=UTC)
 
 
@@ -224,7 +225,8 @@ def test_unwrapped_without_metadata_is_keyed_on_the_event_id(
     headers = {k.lower(): v for k, v in UNWRAPPED.items()}
     (trigger,) = pubsub.parse(headers, event().encode(), load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert (trigger.key, trigger.sent_at) == ("pubsub:deploy-4711", None)
+    assert json.loads(trigger.key) == ["pubsub", "id", "deploy-4711", INSTANCE]
+    assert trigger.sent_at is None
 
 
 def test_unwrapped_without_metadata_or_id_is_keyed_on_the_body(env: None) -> None:
@@ -232,7 +234,8 @@ def test_unwrapped_without_metadata_or_id_is_keyed_on_the_body(env: None) -> Non
     headers = {k.lower(): v for k, v in UNWRAPPED.items()}
     (trigger,) = pubsub.parse(headers, body, load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == "pubsub:sha256:" + hashlib.sha256(body).hexdigest()
+    digest = hashlib.sha256(body).hexdigest()
+    assert json.loads(trigger.key) == ["pubsub", "sha256", digest, INSTANCE]
 
 
 @pytest.mark.parametrize(

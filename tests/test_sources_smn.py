@@ -404,7 +404,7 @@ def test_documented_notification_is_a_trigger_sent_when_signed(
     message = documented("Notification", OTC_CERT, OTC_CONFIRM)
     record, played = receive_documented(monkeypatch, message)
     assert isinstance(record, Trigger)
-    assert record.key == "smn:54bb04eddfc842e9b44ca36393f77cd3"
+    assert json.loads(record.key) == ["smn", "id", "deploy-4711", INSTANCE]  # its own id wins
     assert record.sent_at == datetime.fromisoformat(message["timestamp"])
     assert played.seen == [OTC_CERT]  # nothing confirmed, nothing unsubscribed
 
