@@ -53,7 +53,7 @@ def test_permanent_failure_is_acknowledged_with_a_failed_callback(
 
     assert response.status_code == 200  # acknowledged: redelivering cannot help
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["retry"], result["error_code"]) == (
+    assert (result["outcome"], result["retry"], result["error_code"]) == (
         "failed",
         False,
         "DBS.200002",

@@ -203,7 +203,7 @@ def test_batch_with_a_bad_record_in_the_middle(
     )
     assert response.status_code == 200
     results = response.get_json()["results"]
-    assert [(r["record"], r["status"]) for r in results] == [
+    assert [(r["record"], r["outcome"]) for r in results] == [
         (0, "started"),
         (1, "failed"),
         (2, "started"),
