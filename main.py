@@ -42,7 +42,6 @@ from errors import (
     UnsupportedMediaError,
     UpstreamUnavailableError,
 )
-from events import generic
 from events.base import Note, Record, check_batch
 from handlers import records
 from handlers import status as handlers_status
@@ -252,7 +251,7 @@ def _serve_status(request: flask.Request) -> Answer:
         return 404, {"error": "not_found", "message": message}, {}
     settings = _get_settings()
     headers = {name.lower(): value for name, value in request.headers.items()}
-    generic.verify(headers, request.get_data(), settings)
+    events.GENERIC.verify(headers, request.get_data(), settings)
     lookup = _STATUS_PATHS[parts[0]]
     return 200, lookup(_get_services().taurusdb, parts[1]), {}
 

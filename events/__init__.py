@@ -1,7 +1,9 @@
 """Inbound events: one module per sender, each verifying and parsing its own wire format.
 
 Adding a source = one module here, one sample in ``events/samples/``, one test file, and its
-name in the lists below (most specific first; ``generic`` is the fallback and stays last).
+``Sender`` in ``events/senders.py`` and the lists below (most specific first; ``generic`` is the
+fallback and stays last). A source's module is imported on the first delivery that matches it
+(``senders.py`` says why), so nothing here imports one.
 
 Two entry points serve them:
 
@@ -17,10 +19,20 @@ from dataclasses import dataclass
 
 from config import Settings
 from errors import InvalidEventError
-from events import apig, cloudevents, functiongraph, generic, github, gitlab, pubsub, smn
-from events.base import Delivery, Envelope, EventSource, Headers
+from events.base import Delivery, Headers
+from events.senders import (
+    APIG,
+    CLOUDEVENTS,
+    FUNCTIONGRAPH,
+    GENERIC,
+    GITHUB,
+    GITLAB,
+    PUBSUB,
+    SMN,
+    Sender,
+)
 
-__all__ = ["EVENT", "SOURCES", "WEBHOOK", "Entry", "receive"]
+__all__ = ["EVENT", "GENERIC", "SOURCES", "WEBHOOK", "Entry", "Sender", "receive"]
 
 
 @dataclass(frozen=True)
@@ -28,15 +40,15 @@ class Entry:
     """What one entry point accepts, and whether its requests are queue deliveries."""
 
     name: str
-    sources: tuple[EventSource, ...]
+    sources: tuple[Sender, ...]
     verified_by_platform: bool
     queue: bool
-    envelopes: tuple[Envelope, ...] = ()
+    envelopes: tuple[Sender, ...] = ()
 
-    def envelope(self, headers: Headers, body: bytes) -> Envelope | None:
+    def envelope(self, headers: Headers, body: bytes) -> Sender | None:
         return next((e for e in self.envelopes if e.matches(headers, body)), None)
 
-    def detect(self, headers: Headers, body: bytes) -> EventSource:
+    def detect(self, headers: Headers, body: bytes) -> Sender:
         for source in self.sources:
             if source.matches(headers, body):
                 return source
@@ -47,19 +59,19 @@ class Entry:
 
 WEBHOOK = Entry(
     name="webhook",
-    sources=(github, gitlab, smn, cloudevents, generic),
+    sources=(GITHUB, GITLAB, SMN, CLOUDEVENTS, GENERIC),
     verified_by_platform=False,
     queue=False,
 )
 EVENT = Entry(
     name="event",
-    sources=(cloudevents, pubsub, functiongraph),
+    sources=(CLOUDEVENTS, PUBSUB, FUNCTIONGRAPH),
     verified_by_platform=True,
     queue=True,
-    envelopes=(apig,),
+    envelopes=(APIG,),
 )
 
-SOURCES: tuple[EventSource, ...] = tuple(dict.fromkeys(WEBHOOK.sources + EVENT.sources))
+SOURCES: tuple[Sender, ...] = tuple(dict.fromkeys(WEBHOOK.sources + EVENT.sources))
 """Every source of every entry point (for tools that cover them all, such as the fuzzer)."""
 
 
@@ -68,7 +80,7 @@ def receive(
     headers: Headers,
     body: bytes,
     settings: Settings,
-    source: EventSource | None = None,
+    source: Sender | None = None,
 ) -> Delivery:
     """Detect the sender (unless given), verify it (unless the platform has), parse its delivery."""
     source = source or entry.detect(headers, body)

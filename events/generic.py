@@ -27,11 +27,11 @@ from events.base import (
     fan_out,
     field_errors,
     json_object,
-    media_type,
     require_json,
     target_instances,
     validate,
 )
+from events.senders import GENERIC, SIGNATURE_HEADERS
 from models import BackupDescription, BackupName, InstanceId, Trigger
 
 __all__ = [
@@ -45,9 +45,7 @@ __all__ = [
     "wrapped_trigger",
 ]
 
-NAME = "generic"
-LABEL = "the generic pre-deploy event (Content-Type: application/json)"
-_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+NAME, LABEL, matches = GENERIC.NAME, GENERIC.LABEL, GENERIC.matches
 
 
 class GenericEventModel(BaseModel):
@@ -66,17 +64,6 @@ class GenericEventModel(BaseModel):
     dry_run: bool = False
 
 
-def matches(headers: Headers, body: bytes) -> bool:
-    """The fallback: JSON, or anything that tries to authenticate the way this source does."""
-    found = media_type(headers)
-    return (
-        found == "application/json"
-        or found.endswith("+json")
-        or "authorization" in headers
-        or any(name in headers for name in _SIGNATURE_HEADERS)
-    )
-
-
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
     """Standard Webhooks signature over the raw bytes, or the bearer token; else refuse.
 
@@ -88,7 +75,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
         raise UnauthorizedError(
             "no WEBHOOK_SECRET or WEBHOOK_TOKEN is configured: unsigned events are refused"
         )
-    signed = any(name in headers for name in _SIGNATURE_HEADERS)
+    signed = any(name in headers for name in SIGNATURE_HEADERS)
     if signed and secrets:
         verify_standard_webhooks(headers, body, secrets)
         return
@@ -119,7 +106,7 @@ def verify_standard_webhooks(headers: Headers, body: bytes, secrets: Sequence[st
 
     Any of ``secrets`` may have signed (rotation).
     """
-    missing = [name for name in _SIGNATURE_HEADERS if not headers.get(name)]
+    missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise UnauthorizedError("missing signature header(s): " + ", ".join(missing))
     try:

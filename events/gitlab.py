@@ -37,12 +37,12 @@ from events.base import (
     validate,
 )
 from events.generic import verify_standard_webhooks
+from events.senders import GITLAB
 from models import Trigger
 
 __all__ = ["LABEL", "NAME", "DeploymentHook", "PipelineHook", "matches", "parse", "verify"]
 
-NAME = "gitlab"
-LABEL = "GitLab webhooks (X-Gitlab-Event: Deployment Hook or Pipeline Hook)"
+NAME, LABEL, matches = GITLAB.NAME, GITLAB.LABEL, GITLAB.matches
 _STARTING = "running"
 
 
@@ -97,10 +97,6 @@ class PipelineHook(BaseModel):
     object_attributes: PipelineAttributes
     builds: list[PipelineBuild] = Field(default_factory=list)
     project: Project | None = None
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    return "x-gitlab-event" in headers
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:

@@ -21,16 +21,14 @@ from events.base import (
     attempt,
     decode_base64,
     json_object,
-    json_value,
-    media_type,
     validate,
 )
+from events.senders import PUBSUB
 from models import Trigger
 
 __all__ = ["LABEL", "NAME", "PushEnvelope", "matches", "parse", "verify"]
 
-NAME = "pubsub"
-LABEL = 'Google Pub/Sub push ({"message": {"data", "messageId", …}, "subscription"})'
+NAME, LABEL, matches = PUBSUB.NAME, PUBSUB.LABEL, PUBSUB.matches
 
 
 class PubsubMessage(BaseModel):
@@ -61,17 +59,6 @@ class PushEnvelope(BaseModel):
     message: PubsubMessage
     subscription: str = Field(min_length=1)
     deliveryAttempt: int | None = None
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    if media_type(headers) not in ("application/json", ""):
-        return False
-    document = json_value(body)
-    return (
-        isinstance(document, dict)
-        and isinstance(document.get("message"), dict)
-        and isinstance(document.get("subscription"), str)
-    )
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
