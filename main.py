@@ -11,7 +11,9 @@ gets our JSON error, never a page that echoes the request; both answer ``GET /he
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import threading
 from typing import Any
 
@@ -51,12 +53,14 @@ from models import Trigger
 
 __all__ = ["event", "webhook"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _settings: Settings | None = None
 _services: Services | None = None
 _redact = logs.Redactor(())  # the configured secrets, once the settings are loaded
 
 logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
+_log = logging.getLogger("predeploy.prefetch")
+_PREFETCH_FAILED = "prefetch failed (%s); the first event fetches on demand"
 
 
 @functions_framework.http
@@ -384,12 +388,14 @@ _ERROR_NAMES: dict[type[PredeployError], str] = {
 def _get_settings() -> Settings:
     global _settings, _redact
     if _settings is None:
-        settings = load_settings()
-        secrets = settings.secret_values()
-        _redact = logs.Redactor(secrets)
-        logs.configure(settings.log_level, secrets)
-        retry.log_retries()
-        _settings = settings
+        with _lock:
+            if _settings is None:
+                settings = load_settings()
+                secrets = settings.secret_values()
+                _redact = logs.Redactor(secrets)
+                logs.configure(settings.log_level, secrets)
+                retry.log_retries()
+                _settings = settings
     return _settings
 
 
@@ -410,6 +416,31 @@ def _get_services() -> Services:
                     ),
                 )
     return _services
+
+
+def _prefetch() -> None:
+    """Build the services and fetch the IAM token and an API connection, ahead of the first event.
+
+    A cold start's first event would otherwise wait for IAM before its first API call. Runs
+    in a background thread; whatever fails here is only logged: the first event builds,
+    fetches and connects again on its own, and reports its own failures.
+    """
+    try:
+        _get_services().taurusdb.prefetch()
+    except PredeployError as exc:
+        _log.warning(_PREFETCH_FAILED, _redact(exc.message))
+    except Exception as exc:  # never let a background thread die with a traceback
+        _log.warning(_PREFETCH_FAILED, type(exc).__name__)
+
+
+def _start_prefetch() -> None:
+    threading.Thread(target=_prefetch, name="prefetch", daemon=True).start()
+
+
+# functions-framework imports this module in gunicorn's master, then forks the worker that
+# serves: the prefetch starts in the worker, as it is born (a thread started in the master
+# would not survive the fork). Without a fork (create_app's test client), nothing starts.
+os.register_at_fork(after_in_child=_start_prefetch)
 
 
 def _redacted(text: str) -> str:

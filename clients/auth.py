@@ -130,6 +130,14 @@ class TokenAuth(httpx.Auth):
             )
         return token.project_id
 
+    def prefetch(self) -> None:
+        """Fetch the token now (one attempt), so that the first request finds it cached.
+
+        A request that arrives meanwhile waits for this fetch instead of starting its own (the
+        lock); if it fails, that request fetches again, as if nothing had been prefetched.
+        """
+        self._valid_token()
+
     def close(self) -> None:
         self._http.close()
 

@@ -14,6 +14,7 @@ There are no retries here: each method is a single attempt, so a retry policy ca
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
@@ -228,6 +229,22 @@ class TaurusDBClient:
         return client
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def prefetch(self) -> None:
+        """What the first call would wait for, fetched ahead: the IAM token, then a connection.
+
+        For a background thread at start (see ``main``). The connection comes from an
+        unauthenticated ``HEAD /`` on the API host (its answer does not matter; no credentials,
+        no API operation): its TCP and TLS handshakes are then done, and the connection waits in
+        the pool for the first call. Raises what the token fetch raises; the caller logs it and
+        the first call fetches again. The connection is made either way.
+        """
+        try:
+            for auth in self._owned:
+                auth.prefetch()
+        finally:
+            with suppress(httpx.HTTPError):  # the first call connects itself, reports failures
+                self._http.head("/", auth=httpx.Auth()).close()  # httpx.Auth(): none
 
     def close(self) -> None:
         self._http.close()
