@@ -16,24 +16,48 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from standardwebhooks import Webhook
 
 
+class Source(Protocol):
+    """Where a phase's events come from: one signed event (body, headers) per call."""
+
+    def next(self) -> tuple[bytes, dict[str, str]]: ...
+
+
 @dataclass
 class Events:
-    """Signed generic pre-deploy events, each with its own id; thread-safe."""
+    """Signed generic pre-deploy events, each with its own id; thread-safe.
+
+    ``keep``: remember what was sent, so that ``redeliveries()`` can send it all again.
+    """
 
     secret: str
     instances: list[str]
     prefix: str
+    keep: bool = False
+    sent: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._webhook = Webhook(self.secret)
 
+    def redeliveries(self) -> Replay:
+        """The events sent so far, once more, byte for byte (a sender's redelivery)."""
+        with self._lock:
+            return Replay(list(self.sent))
+
     def next(self) -> tuple[bytes, dict[str, str]]:
+        made = self._make()
+        if self.keep:
+            with self._lock:
+                self.sent.append(made)
+        return made
+
+    def _make(self) -> tuple[bytes, dict[str, str]]:
         with self._lock:
             number = next(self._counter)
         event_id = f"{self.prefix}-{number}"
@@ -53,6 +77,19 @@ class Events:
             "webhook-signature": self._webhook.sign(message_id, now, body),
         }
         return body.encode(), headers
+
+
+@dataclass
+class Replay:
+    """Events sent before, in order, once each; then it repeats from the start."""
+
+    events: list[tuple[bytes, dict[str, str]]]
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self) -> tuple[bytes, dict[str, str]]:
+        with self._lock:
+            return self.events[next(self._counter) % len(self.events)]
 
 
 @dataclass(frozen=True)
@@ -84,7 +121,7 @@ class PhaseResult:
         return len(self.ok) / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
-def post(connection: http.client.HTTPConnection, events: Events) -> Sample:
+def post(connection: http.client.HTTPConnection, events: Source) -> Sample:
     body, headers = events.next()
     started = time.monotonic()
     try:
@@ -99,7 +136,7 @@ def post(connection: http.client.HTTPConnection, events: Events) -> Sample:
 
 
 def run_phase(
-    port: int, events: Events, *, clients: int, count: int, max_seconds: float
+    port: int, events: Source, *, clients: int, count: int, max_seconds: float
 ) -> PhaseResult:
     """``count`` events from ``clients`` concurrent keep-alive clients, or until time is up."""
     claimed = itertools.count()
@@ -127,7 +164,7 @@ def run_phase(
     return PhaseResult(samples, time.monotonic() - started)
 
 
-def first_answer(port: int, events: Events, deadline: float) -> tuple[float, int]:
+def first_answer(port: int, events: Source, deadline: float) -> tuple[float, int]:
     """Connect as soon as the port accepts, send one event; (monotonic answer time, status)."""
     while True:
         try:

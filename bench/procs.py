@@ -68,9 +68,11 @@ class EmulatorHost:
 
 
 @contextmanager
-def emulator_host(latency_ms: float) -> Iterator[EmulatorHost]:
+def emulator_host(latency_ms: float, seed_backups: int = 0) -> Iterator[EmulatorHost]:
+    """``seed_backups``: the first instance starts with that many older manual backups."""
+    command = [sys.executable, "-m", "bench.emulator_host", "--latency-ms", str(latency_ms)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.emulator_host", "--latency-ms", str(latency_ms)],
+        [*command, "--seed-backups", str(seed_backups)],
         cwd=ROOT,
         env=clean_env({}),
         stdout=subprocess.PIPE,
@@ -109,14 +111,19 @@ class Running:
 
 
 def spawn(
-    python: Path, source: Path, settings: dict[str, str], log: Path, port: int | None = None
+    python: Path,
+    source: Path,
+    settings: dict[str, str],
+    log: Path,
+    port: int | None = None,
+    target: str = "webhook",
 ) -> Running:
     port = port or free_port()
     command = [
         str(python),
         "-m",
         "functions_framework",
-        "--target=webhook",
+        f"--target={target}",
         f"--source={source}",
         "--host=127.0.0.1",
         f"--port={port}",
