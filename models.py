@@ -242,6 +242,8 @@ class Trigger(BaseModel):
     namespaced by source: the idempotency key, the same for every redelivery of one trigger.
     An event for several instances becomes one trigger per instance, each with the instance
     in its key (``events.base.fan_out``). ``dry_run``: check everything, make and delete nothing.
+    ``sent_at``: when the sender made the event, from signed material only (None when the
+    source signs no time).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -256,3 +258,4 @@ class Trigger(BaseModel):
     callback_url: str | None = None
     wait: bool | None = None
     dry_run: bool = False
+    sent_at: datetime | None = None

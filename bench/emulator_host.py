@@ -251,11 +251,22 @@ def seed_history(emulator: Emulator, instance_id: str, count: int) -> int:
     """``count`` older manual backups on the instance: a team's history (module docstring)."""
     now = datetime.now(tz=UTC)
     recent = min(count, IN_WINDOW)
-    times = [now - timedelta(seconds=30 + 10 * i) for i in range(recent)]
     older = count - recent
-    year = timedelta(days=365)
-    times += [now - timedelta(hours=1) - year * (i + 1) / older for i in range(older)]
-    return emulator.state.seed_backups(instance_id, times, name_prefix=SEED_PREFIX)
+    state = emulator.state
+    for number, begin, spacing in (
+        (recent, now - timedelta(seconds=30), 10.0),
+        (older, now - timedelta(hours=1), timedelta(days=365).total_seconds() / max(1, older)),
+    ):
+        if number:
+            state.add_backup(
+                instance_id,
+                backup_type="manual",
+                name=f"{SEED_PREFIX}-{'recent' if begin > now - timedelta(hours=1) else 'older'}",
+                begin_time=begin,
+                count=number,
+                spacing_seconds=spacing,
+            )
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
