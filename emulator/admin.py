@@ -53,6 +53,12 @@ def routes(state: State, log: RequestLog, faults: Faults) -> list[Route]:
         instance = views.instance(info, state.config.project_id)
         return Response(201 if created else 200, {"instance": instance})
 
+    def list_instances(call: Call) -> Response:
+        project = state.config.project_id
+        return Response(
+            200, {"instances": [views.instance(i, project) for i in state.list_instances()]}
+        )
+
     def add_backup(call: Call) -> Response:
         body = _body(call)
         instance_id = _str(body, "instance_id")
@@ -135,6 +141,7 @@ def routes(state: State, log: RequestLog, faults: Faults) -> list[Route]:
         route("requests", "GET", "requests", requests),
         route("reset", "POST", "reset", do_reset),
         route("revoke_tokens", "POST", "revoke-tokens", revoke_tokens),
+        route("list_instances", "GET", "instances", list_instances),
         route("put_instance", "POST", "instances", put_instance),
         route("add_backup", "POST", "backups", add_backup),
         route("show_config", "GET", "config", show_config),

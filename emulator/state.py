@@ -208,6 +208,12 @@ class State:
                 existing.updated = now
             return self._info(instance_id), existing is None
 
+    def list_instances(self) -> list[InstanceInfo]:
+        """Every instance with its current status, in the order they were added."""
+        with self._lock:
+            self._advance()
+            return [self._info(instance_id) for instance_id in self._instances]
+
     def add_backup(
         self,
         instance_id: str,

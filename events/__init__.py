@@ -15,7 +15,9 @@ Two entry points serve them:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Protocol
 
 from config import Settings
 from errors import InvalidEventError
@@ -35,6 +37,13 @@ from events.senders import (
 __all__ = ["EVENT", "GENERIC", "SOURCES", "WEBHOOK", "Entry", "Sender", "receive"]
 
 
+class _Recognisable(Protocol):
+    @property
+    def LABEL(self) -> str: ...
+
+    def matches(self, headers: Headers, body: bytes) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Entry:
     """What one entry point accepts, and whether its requests are queue deliveries."""
@@ -44,6 +53,9 @@ class Entry:
     verified_by_platform: bool
     queue: bool
     envelopes: tuple[Sender, ...] = ()
+    #: What the other entry point takes, to point a misdirected request there.
+    elsewhere: tuple[_Recognisable, ...] = ()
+    other: str = ""
 
     def envelope(self, headers: Headers, body: bytes) -> Sender | None:
         return next((e for e in self.envelopes if e.matches(headers, body)), None)
@@ -51,10 +63,37 @@ class Entry:
     def detect(self, headers: Headers, body: bytes) -> Sender:
         for source in self.sources:
             if source.matches(headers, body):
+                if source is GENERIC:  # the fallback: first, is it meant for the other one?
+                    self._misdirected(headers, body)
                 return source
+        self._misdirected(headers, body)
         labels = [e.LABEL for e in self.envelopes] + [s.LABEL for s in self.sources]
         accepted = "; ".join(labels)
         raise InvalidEventError(f"the request matches no source accepted here: {accepted}")
+
+    def _misdirected(self, headers: Headers, body: bytes) -> None:
+        for source in self.elsewhere:
+            if source.matches(headers, body):
+                kind = "a queue delivery" if self.other == "event" else "a webhook delivery"
+                raise InvalidEventError(
+                    f"the request matches no source accepted here: this is {kind} "
+                    f"({source.LABEL}); send it to the `{self.other}` entry point"
+                )
+
+
+class _GenericShape:
+    """The generic event by its shape (a JSON object with ``event``), not by its headers:
+    on ``event``, where any JSON would match the generic source's own test."""
+
+    LABEL = GENERIC.LABEL
+
+    @staticmethod
+    def matches(headers: Headers, body: bytes) -> bool:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return False
+        return isinstance(document, dict) and "event" in document
 
 
 WEBHOOK = Entry(
@@ -62,6 +101,8 @@ WEBHOOK = Entry(
     sources=(GITHUB, GITLAB, SMN, CLOUDEVENTS, GENERIC),
     verified_by_platform=False,
     queue=False,
+    elsewhere=(APIG, PUBSUB, FUNCTIONGRAPH),
+    other="event",
 )
 EVENT = Entry(
     name="event",
@@ -69,6 +110,8 @@ EVENT = Entry(
     verified_by_platform=True,
     queue=True,
     envelopes=(APIG,),
+    elsewhere=(GITHUB, GITLAB, SMN, _GenericShape()),
+    other="webhook",
 )
 
 SOURCES: tuple[Sender, ...] = tuple(dict.fromkeys(WEBHOOK.sources + EVENT.sources))

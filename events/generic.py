@@ -10,6 +10,7 @@ An event naming several instances (``instance_ids``) gives one trigger per insta
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from config import Settings
-from errors import InvalidEventError, UnauthorizedError
+from errors import FieldError, InvalidEventError, UnauthorizedError
 from events.base import (
     Delivery,
     Headers,
@@ -29,7 +30,6 @@ from events.base import (
     json_object,
     require_json,
     target_instances,
-    validate,
 )
 from events.senders import GENERIC, SIGNATURE_HEADERS
 from models import BackupDescription, BackupName, InstanceId, Trigger
@@ -143,10 +143,7 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     body's hash (with the instance added when there are several)."""
     require_json(headers)
     document = json_object(body, max_depth=settings.max_json_depth)
-    try:
-        event = GenericEventModel.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidEventError("the pre-deploy event is invalid", field_errors(exc)) from None
+    event = _event(document, "")
     trigger_id = (
         event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
     )
@@ -175,9 +172,31 @@ def wrapped_trigger(
         if isinstance(payload, dict)
         else json_object(payload, field, settings.max_json_depth)
     )
-    event = validate(GenericEventModel, document, "pre-deploy event", prefix=f"{field}.")
+    event = _event(document, f"{field}.")
     trigger_id = event.id or fallback_id or key
     return _triggers(event, source, f"{source}:{key}", trigger_id, settings, f"{field}.")
+
+
+def _event(document: Any, prefix: str) -> GenericEventModel:
+    """The event, or one error naming every invalid field at once: the unknown ones (with the
+    known name they resemble) and the missing ones together."""
+    try:
+        return GenericEventModel.model_validate(document)
+    except ValidationError as exc:
+        errors = field_errors(exc, prefix)
+    known = list(GenericEventModel.model_fields)
+    for index, error in enumerate(errors):
+        name = error.field.removeprefix(prefix)
+        close = difflib.get_close_matches(name, known, n=1) if "." not in name else []
+        if error.rule == "is not a known field" and close:
+            rule = f"is not a known field (did you mean {close[0]}?)"
+            errors[index] = FieldError(error.field, rule)
+    named = {error.field for error in errors}
+    targetless = isinstance(document, dict) and not {"instance_id", "instance_ids"} & set(document)
+    if targetless and prefix + "instance_id" not in named:
+        rule = "is required (or instance_ids, a list of them)"
+        errors.append(FieldError(prefix + "instance_id", rule))
+    raise InvalidEventError("the pre-deploy event is invalid", errors) from None
 
 
 def _triggers(

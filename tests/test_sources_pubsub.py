@@ -155,6 +155,8 @@ def test_envelope_without_subscription_is_not_pubsub(client: FlaskClient, emu: E
 
 
 def test_push_envelope_on_webhook_is_not_accepted_unverified(env: None, emu: Emulator) -> None:
+    """Refused before any verification or parsing, with the entry point that takes it."""
     response = make_client("webhook").post("/", data=push(event()), headers=HEADERS)
-    assert response.status_code == 401
+    assert response.status_code == 400
+    assert "send it to the `event` entry point" in response.get_json()["message"]
     assert emu.requests() == []
