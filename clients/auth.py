@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 
+from clients.http11 import default_transport
 from clients.tls import shared_context
 from errors import AuthenticationError, UpstreamUnavailableError
 
@@ -109,7 +110,7 @@ class TokenAuth(httpx.Auth):
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
             verify=shared_context(),
-            transport=transport,
+            transport=transport or default_transport(shared_context()),
             headers={"Accept": "application/json", "User-Agent": "predeploy-backup/0.1"},
         )
 

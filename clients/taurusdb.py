@@ -24,6 +24,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from clients.auth import AkSkAuth, TokenAuth
+from clients.http11 import default_transport
 from clients.retry import request_timeout
 from clients.tls import shared_context
 from config import Settings
@@ -143,7 +144,7 @@ class TaurusDBClient:
                 max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
             ),
             verify=shared_context(),
-            transport=transport,
+            transport=transport or default_transport(shared_context()),
             follow_redirects=False,
             headers={
                 "X-Language": language,
