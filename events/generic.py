@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import hmac
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -40,6 +41,7 @@ __all__ = [
     "GenericEventModel",
     "matches",
     "parse",
+    "signed_with_standard_webhooks",
     "verify",
     "verify_standard_webhooks",
     "wrapped_trigger",
@@ -75,8 +77,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
         raise UnauthorizedError(
             "no WEBHOOK_SECRET or WEBHOOK_TOKEN is configured: unsigned events are refused"
         )
-    signed = any(name in headers for name in SIGNATURE_HEADERS)
-    if signed and secrets:
+    if signed_with_standard_webhooks(headers, settings):
         verify_standard_webhooks(headers, body, secrets)
         return
     bearer = _bearer(headers)
@@ -138,16 +139,36 @@ def _signature_problem(library_message: str) -> str:
     return "the webhook signature does not match the body"
 
 
+def signed_with_standard_webhooks(headers: Headers, settings: Settings) -> bool:
+    """Whether ``verify`` checks this request's Standard Webhooks signature (not a bearer token):
+    only then are ``webhook-id`` and ``webhook-timestamp`` signed material."""
+    return bool(settings.webhook_secrets) and any(name in headers for name in SIGNATURE_HEADERS)
+
+
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
-    """One trigger per instance; the key is the event's ``id``, else the delivery's id, else the
-    body's hash (with the instance added when there are several)."""
+    """One trigger per instance, keyed on signed material only: the event's ``id``, else the
+    signed ``webhook-id``, else the body's hash.
+
+    ``sent_at`` stays ``None``: the generic event carries no time of its own, and the signed
+    ``webhook-timestamp`` is the time of this attempt (a sender re-signs every retry, so that it
+    passes the 5-minute check), not when the event was made; as the start of the look-up's
+    window it would hide the backup an earlier attempt made.
+    """
     require_json(headers)
     document = json_object(body, max_depth=settings.max_json_depth)
     event = _event(document, "")
-    trigger_id = (
-        event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
-    )
-    triggers = _triggers(event, NAME, f"{NAME}:{trigger_id}", trigger_id, settings, "")
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    signed = signed_with_standard_webhooks(headers, settings)
+    webhook_id = headers.get("webhook-id", "") if signed else ""
+    identity: tuple[str, ...]
+    if event.id:
+        identity, trigger_id = ("id", event.id), event.id
+    elif webhook_id:
+        identity, trigger_id = ("webhook-id", webhook_id), webhook_id
+    else:
+        identity, trigger_id = ("sha256", digest.removeprefix("sha256:")), digest
+    previous = f"{NAME}:{event.id or headers.get('webhook-id') or digest}"
+    triggers = _triggers(event, NAME, (NAME, *identity), trigger_id, settings, "", previous, None)
     return Delivery(records=tuple(triggers))
 
 
@@ -159,13 +180,20 @@ def wrapped_trigger(
     field: str,
     settings: Settings,
     fallback_id: str | None = None,
+    identity: Sequence[str] | None = None,
+    body_id_wins: bool = True,
+    sent_at: datetime | None = None,
 ) -> list[Trigger]:
     """The generic event another sender carries at ``field`` (named in errors): its triggers,
     one per instance.
 
-    ``key`` is the transport's id for the message (a redelivery carries the same one); the
-    trigger's key is ``source:key``. The trigger id reported back is the event's own ``id``
-    when it has one, else ``fallback_id``, else ``key``.
+    ``key`` is the transport's id for the message (a redelivery carries the same one), and
+    ``identity`` the same as parts, led by a word for what they are (default
+    ``("message", key)``). The event's own ``id``, when it has one, wins over both: a producer
+    that sends one event again under a new message id or offset gets its first backup back.
+    Sources whose events are not made by a producer (a timer's fixed ``user_event``) pass
+    ``body_id_wins=False``. The trigger id reported back is the event's own ``id`` when it has
+    one, else ``fallback_id``, else ``key``.
     """
     document = (
         payload
@@ -174,7 +202,19 @@ def wrapped_trigger(
     )
     event = _event(document, f"{field}.")
     trigger_id = event.id or fallback_id or key
-    return _triggers(event, source, f"{source}:{key}", trigger_id, settings, f"{field}.")
+    parts: tuple[str, ...] = tuple(identity) if identity is not None else ("message", key)
+    if body_id_wins and event.id:
+        parts = ("id", event.id)
+    return _triggers(
+        event,
+        source,
+        (source, *parts),
+        trigger_id,
+        settings,
+        f"{field}.",
+        f"{source}:{key}",
+        sent_at,
+    )
 
 
 def _event(document: Any, prefix: str) -> GenericEventModel:
@@ -202,15 +242,18 @@ def _event(document: Any, prefix: str) -> GenericEventModel:
 def _triggers(
     event: GenericEventModel,
     source: str,
-    key: str,
+    key: Sequence[str],
     trigger_id: str,
     settings: Settings,
     prefix: str,
+    previous_key: str,
+    sent_at: datetime | None,
 ) -> list[Trigger]:
     instances = target_instances(event.instance_id, event.instance_ids, settings, prefix=prefix)
     return fan_out(
         instances,
         key=key,
+        previous_key=previous_key,
         source=source,
         trigger_id=trigger_id,
         name=event.name,
@@ -218,4 +261,5 @@ def _triggers(
         callback_url=event.callback_url or settings.callback_url,
         wait=event.wait,
         dry_run=event.dry_run,
+        sent_at=sent_at,
     )

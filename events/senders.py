@@ -152,7 +152,7 @@ GENERIC = Sender(
 GITHUB = Sender("github", "GitHub webhooks (X-GitHub-Event: deployment or ping)", _github, "github")
 GITLAB = Sender(
     "gitlab",
-    "GitLab webhooks (X-Gitlab-Event: Deployment Hook or Pipeline Hook)",
+    "GitLab webhooks (X-Gitlab-Event: Deployment Hook)",
     _gitlab,
     "gitlab",
 )

@@ -45,7 +45,7 @@ from errors import (
     PredeployError,
 )
 from handlers import retention
-from handlers.naming import backup_name_for, description_for, marker_for
+from handlers.naming import backup_name_for, description_for, identities
 from handlers.notify import notify
 from handlers.precheck import require_active
 from handlers.retention import RetentionReport
@@ -158,7 +158,7 @@ def check(trigger: Trigger, services: Services) -> CreateBackupRequest:
     if allowed and trigger.instance_id not in allowed:
         raise ForbiddenError(f"instance {trigger.instance_id} is not in ALLOWED_INSTANCES")
     window_for(trigger, services.settings)  # a delivery older than the window is refused
-    return _create_request(trigger)
+    return _create_request(trigger, services.settings.secret_values())
 
 
 def _start(
@@ -172,7 +172,7 @@ def _start(
         if trigger.dry_run:
             return _dry_run(trigger, request, services, deadline, window)
         backup, job_id, created = _ensure_backup(
-            trigger, request, services.taurusdb, deadline, window
+            trigger, request, services.taurusdb, deadline, window, settings.secret_values()
         )
     _log.info(
         "backup started" if created else "backup already exists",
@@ -270,7 +270,8 @@ def _dry_run(
     would answer with it). A busy instance is reported at once, not waited for.
     """
     api = services.taurusdb
-    existing, instance = _look(api, request, marker_for(trigger), deadline, window)
+    known = identities(trigger, services.settings.secret_values())
+    existing, instance = _look(api, request, known, deadline, window)
     if existing is None:
         require_active(instance)
     settings = services.settings
@@ -350,11 +351,10 @@ def _check_callback(url: str, callbacks: CallbackSender) -> None:
         )
 
 
-def _create_request(trigger: Trigger) -> CreateBackupRequest:
-    name = trigger.name if trigger.name is not None else backup_name_for(trigger)
-    return CreateBackupRequest(
-        instance_id=trigger.instance_id, name=name, description=description_for(trigger)
-    )
+def _create_request(trigger: Trigger, secrets: Sequence[str]) -> CreateBackupRequest:
+    name = trigger.name if trigger.name is not None else backup_name_for(trigger, secrets)
+    description = description_for(trigger, secrets)
+    return CreateBackupRequest(instance_id=trigger.instance_id, name=name, description=description)
 
 
 def _ensure_backup(
@@ -363,9 +363,10 @@ def _ensure_backup(
     api: TaurusDBClient,
     deadline: Deadline,
     window: Window,
+    secrets: Sequence[str],
 ) -> tuple[Backup, str | None, bool]:
     """The trigger's backup: found (made by an earlier delivery) or created now, with retries."""
-    marker = marker_for(trigger)
+    marker = identities(trigger, secrets)
     for attempt in retrying(deadline):
         with attempt:
             found, instance = _look_up(api, request, marker, window)
@@ -384,6 +385,9 @@ def _ensure_backup(
     raise AssertionError("unreachable: retrying() ends by returning or raising")
 
 
+Known = tuple[tuple[str, str], ...]
+"""The (name, marker) pairs under which a trigger's backup is recognised."""
+
 _BACKGROUND = ThreadPoolExecutor(max_workers=8, thread_name_prefix="predeploy-api")
 """A few threads for API calls that can run side by side with the one a trigger waits on."""
 
@@ -399,7 +403,7 @@ def _in_background(call: Callable[[str], _T], argument: str) -> Future[_T]:
 def _look(
     api: TaurusDBClient,
     request: CreateBackupRequest,
-    marker: str,
+    marker: Known,
     deadline: Deadline,
     window: Window,
 ) -> tuple[Backup | None, Instance]:
@@ -412,7 +416,7 @@ def _look(
 
 
 def _look_up(
-    api: TaurusDBClient, request: CreateBackupRequest, marker: str, window: Window
+    api: TaurusDBClient, request: CreateBackupRequest, marker: Known, window: Window
 ) -> tuple[Backup | None, Future[Instance]]:
     """The look-up, with the instance (the pre-check's answer) asked for side by side.
 
@@ -428,13 +432,16 @@ def _look_up(
 
 
 def _find(
-    api: TaurusDBClient, request: CreateBackupRequest, marker: str, window: Window
+    api: TaurusDBClient, request: CreateBackupRequest, marker: Known, window: Window
 ) -> Backup | None:
-    """This trigger's backup among the instance's manual backups in its window, unless failed."""
+    """This trigger's backup among the instance's manual backups in its window, unless failed.
+
+    ``marker``: the (name, marker) pairs it may carry (``naming.identities``: the current
+    derivation, and the previous release's).
+    """
     for item in backups_in(api, request.instance_id, window):
         if (
-            item.name == request.name
-            and item.description.endswith(marker)
+            any(item.name == n and item.description.endswith(m) for n, m in marker)
             and item.status is not BackupStatus.FAILED
         ):
             return _as_backup(item)
