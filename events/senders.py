@@ -28,14 +28,25 @@ __all__ = [
     "GITHUB",
     "GITLAB",
     "PUBSUB",
+    "PUBSUB_MESSAGE_ID",
+    "PUBSUB_PUBLISH_TIME",
     "SIGNATURE_HEADERS",
     "SMN",
+    "SVIX_HEADERS",
     "Sender",
     "functiongraph_kind",
+    "pubsub_envelope",
+    "redelivers_every_failure",
 ]
 
 SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 """Standard Webhooks' headers (the generic event's signature)."""
+SVIX_HEADERS = {
+    "svix-id": "webhook-id",
+    "svix-timestamp": "webhook-timestamp",
+    "svix-signature": "webhook-signature",
+}
+"""Svix's names for the Standard Webhooks headers, which senders built on Svix send."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,12 @@ class Sender:
     LABEL: str
     recognise: Callable[[Headers, bytes], bool]
     module: str
+    needs_certificates: bool = False
+
+    @property
+    def NEEDS_CERTIFICATES(self) -> bool:
+        """Whether ``verify`` takes a certificate provider (SMN), as ``events.receive`` asks."""
+        return self.needs_certificates
 
     def matches(self, headers: Headers, body: bytes) -> bool:
         """Whether the request is this sender's; never raises, never loads the module."""
@@ -59,8 +76,17 @@ class Sender:
         """The sender's module (imported once; Python's import lock makes it thread-safe)."""
         return importlib.import_module(f"events.{self.module}")
 
-    def verify(self, headers: Headers, body: bytes, settings: Settings) -> None:
-        self.load().verify(headers, body, settings)
+    def verify(
+        self,
+        headers: Headers,
+        body: bytes,
+        settings: Settings,
+        certificates: Callable[[str], bytes] | None = None,
+    ) -> None:
+        if self.needs_certificates:
+            self.load().verify(headers, body, settings, certificates)
+        else:
+            self.load().verify(headers, body, settings)
 
     def parse(self, headers: Headers, body: bytes, settings: Settings) -> Delivery:
         delivery: Delivery = self.load().parse(headers, body, settings)
@@ -85,6 +111,7 @@ def _generic(headers: Headers, body: bytes) -> bool:
         or found.endswith("+json")
         or "authorization" in headers
         or any(name in headers for name in SIGNATURE_HEADERS)
+        or any(name in headers for name in SVIX_HEADERS)
     )
 
 
@@ -106,15 +133,32 @@ def _cloudevents(headers: Headers, body: bytes) -> bool:
     )
 
 
-def _pubsub(headers: Headers, body: bytes) -> bool:
-    if media_type(headers) not in ("application/json", ""):
-        return False
-    document = json_value(body)
+PUBSUB_MESSAGE_ID = "x-goog-pubsub-message-id"
+PUBSUB_PUBLISH_TIME = "x-goog-pubsub-publish-time"
+_PUBSUB_METADATA = (PUBSUB_MESSAGE_ID, PUBSUB_PUBLISH_TIME, "x-goog-pubsub-subscription-name")
+_PUBSUB_USER_AGENT = "apis-google"
+
+
+def redelivers_every_failure(headers: Headers) -> bool:
+    """Whether the request comes from Pub/Sub push, which redelivers every non-2xx answer."""
+    return headers.get("user-agent", "").lower().startswith(_PUBSUB_USER_AGENT) or any(
+        name in headers for name in _PUBSUB_METADATA
+    )
+
+
+def pubsub_envelope(document: object) -> bool:
+    """Whether ``document`` is a Pub/Sub push envelope (``message`` and ``subscription``)."""
     return (
         isinstance(document, dict)
         and isinstance(document.get("message"), dict)
         and isinstance(document.get("subscription"), str)
     )
+
+
+def _pubsub(headers: Headers, body: bytes) -> bool:
+    if redelivers_every_failure(headers):
+        return True
+    return media_type(headers) in ("application/json", "") and pubsub_envelope(json_value(body))
 
 
 def functiongraph_kind(document: Any) -> str | None:
@@ -161,6 +205,7 @@ SMN = Sender(
     "Open Telekom Cloud SMN HTTP(S) subscriptions (X-SMN-MESSAGE-TYPE header)",
     _smn,
     "smn",
+    needs_certificates=True,
 )
 CLOUDEVENTS = Sender(
     "cloudevents",
@@ -171,7 +216,8 @@ CLOUDEVENTS = Sender(
 )
 PUBSUB = Sender(
     "pubsub",
-    'Google Pub/Sub push ({"message": {"data", "messageId", …}, "subscription"})',
+    'Google Pub/Sub push ({"message": {"data", "messageId", …}, "subscription"}, or unwrapped: '
+    "User-Agent APIs-Google or x-goog-pubsub-* headers)",
     _pubsub,
     "pubsub",
 )
