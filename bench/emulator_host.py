@@ -17,8 +17,8 @@ changing it:
   if they change, pruning stops and the emulator merely slows down as it fills);
 - ``--seed-backups N``: the first instance starts with a history of N COMPLETED manual
   backups (``seed_history``): the newest ``IN_WINDOW`` of them made in the last ten minutes
-  (inside any fresh trigger's look-up window), the rest spread over the past year; pruning
-  spares them;
+  (inside any trigger's look-up window), the rest older than the window, spread over a year;
+  pruning spares them;
 - AK/SK: the emulator checks only ``X-Auth-Token``. A request signed with the bench's access
   key (``SDK-HMAC-SHA256``, as the official SDK and the function's ``AkSkAuth`` sign) is
   verified here (a lean canonicalisation of its own, so that checking costs the emulator
@@ -248,24 +248,37 @@ def _canonical(request: Request, signed: list[str]) -> str:
 
 
 def seed_history(emulator: Emulator, instance_id: str, count: int) -> int:
-    """``count`` older manual backups on the instance: a team's history (module docstring)."""
+    """``count`` older manual backups on the instance: a team's history (module docstring).
+
+    The newest ``IN_WINDOW`` were made in the last ten minutes: inside any trigger's look-up
+    window. The rest are older than the longest window a trigger can have (the default
+    ``IDEMPOTENCY_WINDOW_DAYS``, 7, plus the clock skew allowance), spread from 8 days back
+    over the year before: more history, the same backups in the window. (How many backups
+    fall into the window is a matter of how often an instance is backed up, not of how long
+    it has been: a fresh event reads ceil(in the window / 100) pages.)
+    """
     now = datetime.now(tz=UTC)
     recent = min(count, IN_WINDOW)
     older = count - recent
     state = emulator.state
-    for number, begin, spacing in (
-        (recent, now - timedelta(seconds=30), 10.0),
-        (older, now - timedelta(hours=1), timedelta(days=365).total_seconds() / max(1, older)),
-    ):
-        if number:
-            state.add_backup(
-                instance_id,
-                backup_type="manual",
-                name=f"{SEED_PREFIX}-{'recent' if begin > now - timedelta(hours=1) else 'older'}",
-                begin_time=begin,
-                count=number,
-                spacing_seconds=spacing,
-            )
+    if recent:
+        state.add_backup(
+            instance_id,
+            backup_type="manual",
+            name=f"{SEED_PREFIX}-recent",
+            begin_time=now - timedelta(seconds=30),
+            count=recent,
+            spacing_seconds=10.0,
+        )
+    if older:
+        state.add_backup(
+            instance_id,
+            backup_type="manual",
+            name=f"{SEED_PREFIX}-older",
+            begin_time=now - timedelta(days=8),
+            count=older,
+            spacing_seconds=timedelta(days=365).total_seconds() / older,
+        )
     return count
 
 
