@@ -153,6 +153,13 @@ class CountingServer(EmulatorServer):
             self.recorder.connection(self.listener)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A function process stopped with SIGKILL resets its kept-alive connections: no
+        traceback for that; anything else is reported as ``socketserver`` does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
