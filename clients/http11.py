@@ -29,18 +29,23 @@ from contextlib import contextmanager
 
 import httpx
 
+from clients.http import LIMITS
+from clients.tls import shared_context
+
 __all__ = ["Http11Transport", "default_transport"]
 
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 
 
-def default_transport(
-    ssl_context: ssl.SSLContext, keepalive_expiry: float = 30.0
-) -> Http11Transport | None:
-    """This transport, or ``None`` (httpx's own) when the environment asks for a proxy."""
+def default_transport() -> Http11Transport | None:
+    """This transport with the shared TLS context and ``clients.http``'s keep-alive, or
+    ``None`` (httpx's own) when the environment asks for a proxy."""
     if any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items()):
         return None
-    return Http11Transport(ssl_context=ssl_context, keepalive_expiry=keepalive_expiry)
+    expiry = LIMITS.keepalive_expiry
+    return Http11Transport(
+        ssl_context=shared_context(), keepalive_expiry=30.0 if expiry is None else expiry
+    )
 
 
 _Key = tuple[str, str, int]

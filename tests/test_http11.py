@@ -215,6 +215,6 @@ def test_a_proxy_in_the_environment_keeps_httpx_own_transport(
 ) -> None:
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(default_transport(shared_context()), Http11Transport)
+    assert isinstance(default_transport(), Http11Transport)
     monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
-    assert default_transport(shared_context()) is None
+    assert default_transport() is None
