@@ -54,7 +54,7 @@ from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from health import Answer
 from models import Trigger
 
-__all__ = ["event", "webhook"]
+__all__ = ["event", "prefetch", "webhook"]
 
 _lock = threading.RLock()
 _settings: Settings | None = None
@@ -447,14 +447,20 @@ def _prefetch() -> None:
         _log.warning(_PREFETCH_FAILED, type(exc).__name__)
 
 
-def _start_prefetch() -> None:
+def prefetch() -> None:
+    """Start fetching, in a background thread, what the first event would wait for.
+
+    For the process that serves, once, as it starts: a server that loads this module and
+    serves from the same process calls it after loading (``server.py``). functions-framework's
+    own server imports this module in gunicorn's master and forks the worker that serves: the
+    worker calls it as it is born (``os.register_at_fork`` below; a thread started in the
+    master would not survive the fork). Without either (create_app's test client), nothing
+    is prefetched.
+    """
     threading.Thread(target=_prefetch, name="prefetch", daemon=True).start()
 
 
-# functions-framework imports this module in gunicorn's master, then forks the worker that
-# serves: the prefetch starts in the worker, as it is born (a thread started in the master
-# would not survive the fork). Without a fork (create_app's test client), nothing starts.
-os.register_at_fork(after_in_child=_start_prefetch)
+os.register_at_fork(after_in_child=prefetch)
 
 
 def _get_smn() -> SmnClient:
@@ -463,16 +469,20 @@ def _get_smn() -> SmnClient:
     if _smn is None:
         with _smn_lock:
             if _smn is None:
-                from events import smn  # loaded with the first SMN message
-
                 settings = _get_settings()
                 endpoint = urlsplit(settings.smn_endpoint or "").hostname
                 _smn = SmnClient(
-                    lambda url: smn.url_refusal(url, settings),
+                    lambda url: _smn_url_refusal(url, settings),
                     private_hosts=[endpoint] if endpoint else [],
                     timeout=settings.api_timeout_seconds,
                 )
     return _smn
+
+
+def _smn_url_refusal(url: str, settings: Settings) -> str | None:
+    from events import smn  # loaded with the first SMN message (and cryptography with it)
+
+    return smn.url_refusal(url, settings)
 
 
 def _redacted(text: str) -> str:

@@ -11,7 +11,8 @@ import json
 import subprocess
 import sys
 
-from helpers import ROOT, WEBHOOK_SECRET, event, sign
+from emulator import Emulator
+from helpers import ROOT, WEBHOOK_SECRET, event, function_env, sign
 
 _HEAVY = ("cryptography", "cloudevents")
 _LIGHT_EVENTS = {"events", "events.base", "events.senders"}
@@ -46,6 +47,17 @@ app = functions_framework.create_app(target="webhook", source="main.py")
 response = app.test_client().post("/", data={body!r}, headers={headers!r})
 assert response.status_code == {status}, response.get_data(as_text=True)
 """
+
+
+def test_a_first_event_served_loads_no_other_source_module(emu: Emulator) -> None:
+    """A generic event, served through to its backup (services built, API called)."""
+    body = event()
+    code = _DELIVER.format(body=body, headers=sign(body), status=202)
+    loaded = _modules(code, function_env(emu.url))
+    assert "events.generic" in loaded
+    others = {"events.smn", "events.cloudevents", "events.github", "events.pubsub"}
+    assert sorted(loaded & others) == []
+    assert "cryptography" not in loaded
 
 
 def test_a_delivery_loads_its_own_source_module_and_no_other() -> None:
