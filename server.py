@@ -47,6 +47,9 @@ connection that sends nothing for this long is closed (checked every second)."""
 GRACE_SECONDS = 10
 """On SIGTERM, requests being served get this long to finish; no new connection is taken."""
 
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104  # nosec B104 # in a container: reachable from outside
+"""The default ``HOST``, as functions-framework's; ``bootstrap`` binds 127.0.0.1."""
+
 _DEFAULT_MAX_BODY = 1024 * 1024  # config.Settings.max_body_bytes
 
 _ERRORS = {
@@ -62,13 +65,15 @@ class _JsonErrorTask(ErrorTask):
     """waitress's own refusals (before the app runs) in the function's JSON shape."""
 
     def execute(self) -> None:
-        error = self.request.error
+        error = cast(Any, self.request).error  # the stub types the request as an Error
         code = int(getattr(error, "code", 500))
         name, message = _ERRORS.get(code, ("error", str(getattr(error, "reason", "error"))))
         limit = self.channel.adj.max_request_body_size - 1  # waitress refuses at >= its size
         body = json.dumps({"error": name, "message": message.format(limit=limit)}).encode()
         self.status = f"{code} {getattr(error, 'reason', 'Error')}"
-        self.response_headers.append(("Content-Type", "application/json"))
+        cast(list[tuple[str, str]], self.response_headers).append(
+            ("Content-Type", "application/json")
+        )
         self.set_close_on_finish()  # adds "Connection: close": the body was not read
         self.content_length = len(body)
         self.write(body)
@@ -92,9 +97,9 @@ class _Channel(HTTPChannel):
 class _Server(TcpWSGIServer):
     channel_class = _Channel
 
-    def maintenance(self, now: float) -> None:  # type: ignore[override]  # stub says int
+    def maintenance(self, now: float) -> None:
         """waitress's idle check, then: a request still incomplete after READ_SECONDS."""
-        super().maintenance(now)  # type: ignore[arg-type]
+        super().maintenance(now)  # type: ignore[arg-type]  # waitress passes time.time()
         cutoff = time.monotonic() - READ_SECONDS
         channels = cast(dict[int, _Channel], self.active_channels)
         for channel in list(channels.values()):
@@ -138,7 +143,7 @@ def serve(server: _Server) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    socket_map = cast(dict[int, Any], server._map)
+    socket_map = cast(dict[int, Any], getattr(server, "_map"))  # noqa: B009  # not in the stub
     while not stopping:
         wasyncore.loop(timeout=1.0, map=socket_map, use_poll=True, count=1)
     server.accepting = False
@@ -160,10 +165,12 @@ def _max_body_bytes() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m server", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--target", default=os.environ.get("FUNCTION_TARGET", "webhook"))
     parser.add_argument("--source", default=str(SOURCE))
-    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104  # nosec B104
+    parser.add_argument("--host", default=os.environ.get("HOST", ANY_ADDRESS))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     args = parser.parse_args(argv)
     # functions-framework's default, and template.yaml's THREADS.
