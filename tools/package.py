@@ -3,18 +3,17 @@
     python -m tools.package                       # for the Dockerfile's Python (3.11)
     python -m tools.package --python-version 3.12 # for a runtime that has Python 3.12
 
-The zip holds the image's files (what ``.dockerignore`` lets in), ``bootstrap`` at its root, the
-runtime dependencies built by pip for Linux x86-64 and one Python version, and that version in
-``PYTHON_VERSION``: ``bootstrap`` starts only that Python, and says so clearly when the runtime
-has another one instead of failing later with an ``ImportError``. The version is stated once,
-here (default: the Dockerfile's ``FROM python:X.Y-…``).
+The zip holds the image's files (``.dockerignore`` read by Docker's rules, tools/dockerignore.py),
+``bootstrap`` at its root, the runtime dependencies built by pip for Linux x86-64 and one Python
+version, and that version in ``PYTHON_VERSION``: ``bootstrap`` starts only that Python, and
+says so clearly when the runtime has another one instead of failing later with an
+``ImportError``. The version is stated once, here (default: the Dockerfile's ``FROM
+python:X.Y-…``).
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import os
 import re
 import shutil
 import subprocess  # nosec B404 # runs pip, our own interpreter
@@ -22,6 +21,8 @@ import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from tools.dockerignore import context_files
 
 __all__ = ["dockerfile_python", "layout", "main"]
 
@@ -37,40 +38,17 @@ def dockerfile_python(dockerfile: Path = ROOT / "Dockerfile") -> str:
     return found.group(1)
 
 
-def _ignored(relative: str, patterns: list[str]) -> bool:
-    """``.dockerignore``'s simple patterns: a path is out when it or a parent folder matches."""
-    parts = relative.split("/")
-    for depth in range(1, len(parts) + 1):
-        candidate = "/".join(parts[:depth])
-        for pattern in patterns:
-            if fnmatch.fnmatchcase(candidate, pattern):
-                return True
-            if pattern.startswith("**/") and fnmatch.fnmatchcase(parts[depth - 1], pattern[3:]):
-                return True
-    return False
-
-
 def layout(target: Path, python_version: str, root: Path = ROOT) -> list[str]:
     """The zip's files (no dependencies yet) in ``target``; returns their relative paths."""
     if not re.fullmatch(r"3\.\d+", python_version):
         raise SystemExit(f"--python-version must look like 3.11, not {python_version!r}")
-    lines = (root / ".dockerignore").read_text().splitlines()
-    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    negated = [p for p in patterns if p.startswith("!")]
-    if negated:
-        raise SystemExit(f".dockerignore exceptions are not supported here: {negated}")
     copied: list[str] = []
-    for folder, folders, files in os.walk(root):
-        here = Path(folder).relative_to(root).as_posix()
-        prefix = "" if here == "." else here + "/"
-        folders[:] = sorted(f for f in folders if not _ignored(prefix + f, patterns))
-        for name in sorted(files):
-            relative = prefix + name
-            if _ignored(relative, patterns) or Path(folder, name).is_symlink():
-                continue
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(folder, name), target / relative)
-            copied.append(relative)
+    for relative in sorted(context_files(root)):  # what the image's COPY . ./ takes
+        if (root / relative).is_symlink():
+            continue
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / relative, target / relative)
+        copied.append(relative)
     shutil.copy2(root / "bootstrap", target / "bootstrap")  # left out of the image, not the zip
     (target / VERSION_FILE).write_text(python_version + "\n")
     return [*copied, "bootstrap", VERSION_FILE]
