@@ -14,7 +14,8 @@ way to run the function locally.
 
 Bodies over ``MAX_BODY_BYTES`` are refused by the server itself as the function refuses them
 (``413 payload_too_large``, JSON), before they are read, and the connection is closed
-(``Connection: close``): a client that reuses its connections opens a new one.
+(``Connection: close``): a client that reuses its connections opens a new one. On ``event`` the
+function decides up to ``QUEUE_BODY_BYTES`` (it acknowledges what a queue would redeliver).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ GRACE_SECONDS = 10
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104  # nosec B104 # in a container: reachable from outside
 """The default ``HOST``, as functions-framework's; ``bootstrap`` binds 127.0.0.1."""
 
+QUEUE_BODY_BYTES = 16 * 1024 * 1024
+"""On ``event``, bodies up to this size reach the app even over ``MAX_BODY_BYTES``: the app then
+acknowledges them as failed records to a queue that redelivers every non-2xx answer (Pub/Sub
+push; a 10 MB message is about 13.4 MB in its push envelope) instead of a 413 forever."""
+
 _DEFAULT_MAX_BODY = 1024 * 1024  # config.Settings.max_body_bytes
 
 _ERRORS = {
@@ -69,6 +75,8 @@ class _JsonErrorTask(ErrorTask):
         code = int(getattr(error, "code", 500))
         name, message = _ERRORS.get(code, ("error", str(getattr(error, "reason", "error"))))
         limit = self.channel.adj.max_request_body_size - 1  # waitress refuses at >= its size
+        if code == 413 and limit != cast(_Server, self.channel.server).max_body_bytes:
+            message = "the body is larger than {limit} bytes, the most the event entry point reads"
         body = json.dumps({"error": name, "message": message.format(limit=limit)}).encode()
         self.status = f"{code} {getattr(error, 'reason', 'Error')}"
         cast(list[tuple[str, str]], self.response_headers).append(
@@ -96,6 +104,7 @@ class _Channel(HTTPChannel):
 
 class _Server(TcpWSGIServer):
     channel_class = _Channel
+    max_body_bytes = _DEFAULT_MAX_BODY  # the function's MAX_BODY_BYTES
 
     def maintenance(self, now: float) -> None:
         """waitress's idle check, then: a request still incomplete after READ_SECONDS."""
@@ -115,15 +124,18 @@ def build(
     port: int,
     threads: int,
     max_body_bytes: int,
+    queue: bool = False,
 ) -> _Server:
-    """A bound server for ``app``; ``serve(server)`` runs it."""
+    """A bound server for ``app``; ``serve(server)`` runs it. ``queue``: the ``event`` entry
+    point, which reads up to ``QUEUE_BODY_BYTES`` whatever ``MAX_BODY_BYTES`` says."""
+    read_at_most = max(max_body_bytes, QUEUE_BODY_BYTES) if queue else max_body_bytes
     adjustments = Adjustments(
         host=host,
         port=port,
         threads=threads,
         channel_timeout=READ_SECONDS,
         cleanup_interval=1,
-        max_request_body_size=max_body_bytes + 1,  # waitress refuses at >= this
+        max_request_body_size=read_at_most + 1,  # waitress refuses at >= this
         connection_limit=1000,
         asyncore_use_poll=True,  # select() stops at 1024 descriptors
         ident="",  # no Server header
@@ -131,7 +143,9 @@ def build(
     )
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
-    return _Server(app, map={}, dispatcher=dispatcher, adj=adjustments)
+    server = _Server(app, map={}, dispatcher=dispatcher, adj=adjustments)
+    server.max_body_bytes = max_body_bytes
+    return server
 
 
 def serve(server: _Server) -> None:
@@ -177,7 +191,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     threads = int(os.environ.get("THREADS", (os.cpu_count() or 1) * 4))
     app = functions_framework.create_app(target=args.target, source=args.source)  # type: ignore[no-untyped-call]
     server = build(
-        app, host=args.host, port=args.port, threads=threads, max_body_bytes=_max_body_bytes()
+        app,
+        host=args.host,
+        port=args.port,
+        threads=threads,
+        max_body_bytes=_max_body_bytes(),
+        queue=args.target == "event",
     )
     serve(server)
 

@@ -58,9 +58,10 @@ def launch(path: str, emu: Emulator, **settings: str) -> Iterator[str]:
         "LOG_LEVEL": "WARNING",
         **settings,
     }
+    target = env.pop("FUNCTION_TARGET", "webhook")
     if path == "image":
         argv = [sys.executable, str(ROOT / "server.py")]  # Dockerfile: python /app/server.py
-        env.update(FUNCTION_TARGET="webhook", PORT=str(port), HOST="127.0.0.1")
+        env.update(FUNCTION_TARGET=target, PORT=str(port), HOST="127.0.0.1")
     else:
         argv = [str(ROOT / "bootstrap")]
         env.update(RUNTIME_CODE_ROOT=str(ROOT), PREDEPLOY_BOOTSTRAP_PORT=str(port))
@@ -138,3 +139,34 @@ def test_body_limit_is_max_body_bytes_to_the_byte(emu: Emulator) -> None:
         accepted = client.post(url, content=exact, headers=sign(exact))
         assert accepted.status_code == 202, accepted.text
     assert len(backups_on(emu)) == 1
+
+
+# Pub/Sub push without a wrapper: Google's user agent, the attributes as headers (the shape of
+# tests/test_sources_pubsub.py, from Google's "Push subscriptions: payload unwrapping" page).
+PUBSUB_UNWRAPPED = {
+    "Content-Type": "application/json",
+    "User-Agent": "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)",
+    "From": "noreply@google.com",
+}
+
+
+def test_queue_deliveries_over_the_limit_reach_the_function(emu: Emulator) -> None:
+    """On ``event`` the function decides about a body over MAX_BODY_BYTES: Pub/Sub push, which
+    redelivers every non-2xx answer, gets its acknowledgment; another sender its 413; and the
+    pooled connection stays clean."""
+    big = event(description="d" * 500)
+    with (
+        launch("image", emu, FUNCTION_TARGET="event", MAX_BODY_BYTES="200") as url,
+        httpx.Client(timeout=10) as client,
+    ):
+        acknowledged = client.post(url, content=big, headers=PUBSUB_UNWRAPPED)
+        assert acknowledged.status_code == 200
+        (result,) = acknowledged.json()["results"]
+        assert (result["status"], result["http_status"], result["retry"]) == ("failed", 413, False)
+        assert result["error"] == "payload_too_large"
+        refused = client.post(url, content=big, headers={"Content-Type": "application/json"})
+        assert refused.status_code == 413
+        assert "MAX_BODY_BYTES (200 bytes)" in refused.json()["message"]
+        health = [client.get(url + "healthz").status_code for _ in range(20)]
+    assert health == [200] * 20
+    assert emu.requests() == []
