@@ -186,7 +186,7 @@ class Settings(BaseSettings):
     wait_for_completion: bool = False
     wait_timeout_seconds: float = Field(default=600.0, gt=0, le=86400)
     poll_interval_seconds: float = Field(default=10.0, ge=0.05, le=600)
-    idempotency_window_days: float = Field(default=7.0, gt=0, le=365)
+    idempotency_window_days: float = Field(default=7.0, gt=0, le=3650)
     clock_skew_seconds: float = Field(default=900.0, ge=0, le=86400)
 
     # retention

@@ -73,7 +73,7 @@ def old_history(emu: Emulator, count: int) -> None:
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="5")
+    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="5", IDEMPOTENCY_WINDOW_DAYS="7")
 
 
 @pytest.fixture
