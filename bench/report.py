@@ -330,14 +330,14 @@ def environment(python: Path, sdk: Path | None) -> list[str]:
     except OSError:
         pass
     system = f"{platform.system()} {platform.release()}"
-    function_names = ("functions-framework", "gunicorn", "flask", "httpx", "pydantic")
+    function_names = ("functions-framework", "waitress", "flask", "httpx", "pydantic")
     lines = [
         f"- machine: {os.cpu_count()} CPUs ({cpu}){memory}; {system}",
         f"- date: {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC",
         f"- ours and floor ({_venv_name(python)}): {versions(python, function_names)}",
     ]
     if sdk is not None:
-        sdk_names = ("huaweicloudsdkgaussdb", "huaweicloudsdkcore", "requests", "urllib3")
+        sdk_names = ("huaweicloudsdkgaussdb", "huaweicloudsdkcore", "requests", "waitress")
         lines.append(f"- SDK reference ({_venv_name(sdk)}): {versions(sdk, sdk_names)}")
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
