@@ -98,11 +98,16 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
 def _response(answer: Answer) -> flask.Response:
     status, body, headers = answer
     payload = _redacted(json.dumps(body))
+    # No Connection header here: whether a connection stays open is the server's call (a
+    # hop-by-hop header from the app is an error under waitress, ignored by gunicorn). Under
+    # server.py (the image, the zip) the server reads the whole body, at most MAX_BODY_BYTES,
+    # before the app runs and answers a larger one itself, with "Connection: close".
     results = body.get("results") or [{}]
     if status == 413 or results[0].get("http_status") == 413:  # also when acknowledged
         # functions-framework reads whatever is left of the request after a response that is
         # not streamed; for a body over the limit that would undo the limit. Streamed, it
-        # leaves the rest unread (the server drops the connection).
+        # leaves the rest unread, and gunicorn (functions-framework's own server, for local
+        # use) drains it within bounds or closes the connection.
         return flask.Response(
             iter([payload]), status=status, headers=headers, mimetype="application/json"
         )
