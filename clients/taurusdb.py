@@ -28,7 +28,7 @@ from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
 from clients.http11 import default_transport
 from clients.retry import request_timeout
 from config import AkSkCredentials, Settings
-from errors import ApiError, UpstreamUnavailableError
+from errors import BAD_RESPONSE, ApiError, UpstreamUnavailableError
 from models import (
     BackupListItem,
     BackupPage,
@@ -42,7 +42,6 @@ from models import (
 __all__ = ["BAD_RESPONSE", "USER_AGENT", "TaurusDBClient", "api_error", "api_time"]
 
 USER_AGENT = http.USER_AGENT
-BAD_RESPONSE = "PREDEPLOY.BAD_RESPONSE"
 
 BackupType = Literal["auto", "manual"]
 _M = TypeVar("_M", bound=BaseModel)
