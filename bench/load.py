@@ -14,6 +14,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -164,13 +165,22 @@ def run_phase(
     return PhaseResult(samples, time.monotonic() - started)
 
 
-def first_answer(port: int, events: Source, deadline: float) -> tuple[float, int]:
+class Exited(RuntimeError):
+    """The function's process ended before it accepted a connection (e.g. its port was taken
+    between ``free_port`` and its bind, by another process of a busy machine)."""
+
+
+def first_answer(
+    port: int, events: Source, deadline: float, alive: Callable[[], bool] = lambda: True
+) -> tuple[float, int]:
     """Connect as soon as the port accepts, send one event; (monotonic answer time, status)."""
     while True:
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=60)
             break
         except ConnectionRefusedError:
+            if not alive():
+                raise Exited("the function's process ended before it opened its port") from None
             if time.monotonic() > deadline:
                 raise TimeoutError("the function did not open its port in time") from None
             time.sleep(0.003)

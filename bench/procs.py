@@ -102,6 +102,9 @@ class Running:
     log: Path
     forks: bool = False
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def worker_pid(self) -> int:
         """The process that serves: the server itself (server.py forks no workers), or its
         only child under a server that does (functions-framework's gunicorn)."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bench import imports, report
 from bench.emulator_host import ACCESS_KEY, SECRET_KEY
-from bench.load import Events, PhaseResult, Replay, Sample, first_answer, run_phase
+from bench.load import Events, Exited, PhaseResult, Replay, Sample, first_answer, run_phase
 from bench.procs import (
     BENCH,
     ROOT,
@@ -213,12 +213,9 @@ class Results:
 
 def measure_cold(subject: Subject, host: EmulatorHost, events: Events, logs: Path) -> Cold:
     """From spawning the process to the answer to its first signed event."""
-    run = _spawn(subject, host, logs)
-    try:
-        answered, status = first_answer(run.port, events, deadline=run.spawned + 60)
-        return Cold(run.spawned, answered, status)
-    finally:
-        stop(run.process)
+    run, answered, status = _started(subject, host, logs, events)
+    stop(run.process)
+    return Cold(run.spawned, answered, status)
 
 
 def measure_warm(
@@ -226,9 +223,8 @@ def measure_warm(
 ) -> Warm:
     """One process: checkpoint 1, one client, N clients, checkpoint 2; counted from its spawn."""
     host.reset()
-    run = _spawn(subject, host, logs)
+    run, _, status = _started(subject, host, logs, events)
     try:
-        _, status = first_answer(run.port, events, deadline=run.spawned + 60)
         served, failures = 1, int(status not in OK)
         worker = run.worker_pid()
 
@@ -275,6 +271,30 @@ def _spawn(subject: Subject, host: EmulatorHost, logs: Path) -> Running:
     return spawn(subject.python, subject.source, subject.settings(host), log, target=subject.target)
 
 
+def _started(
+    subject: Subject, host: EmulatorHost, logs: Path, events: Events
+) -> tuple[Running, float, int]:
+    """A spawned function and the (answer time, status) of its first event.
+
+    A process that ends before it opens its port (its free port taken meanwhile by another
+    process) is spawned again on another port, up to three times.
+    """
+    for attempt in range(3):
+        run = _spawn(subject, host, logs)
+        try:
+            answered, status = first_answer(run.port, events, run.spawned + 60, alive=run.alive)
+        except Exited:
+            stop(run.process)
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            stop(run.process)
+            raise
+        return run, answered, status
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Growth:
     """One function against an instance with a history: fresh events, then their redeliveries."""
@@ -289,10 +309,9 @@ def measure_growth(
     subject: Subject, host: EmulatorHost, plan: Plan, logs: Path, prefix: str
 ) -> Growth:
     """Events for the instance with the seeded history only, one client, one at a time."""
-    run = _spawn(subject, host, logs)
+    warm_up = Events(WEBHOOK_SECRET, host.instances[1:2], f"{prefix}-warm-up")
+    run, _, _ = _started(subject, host, logs, warm_up)
     try:
-        warm_up = Events(WEBHOOK_SECRET, host.instances[1:2], f"{prefix}-warm-up")
-        first_answer(run.port, warm_up, deadline=run.spawned + 60)
         events = Events(WEBHOOK_SECRET, host.instances[:1], prefix, keep=True)
 
         def phase(source: Events | Replay, count: int) -> tuple[PhaseResult, int]:
