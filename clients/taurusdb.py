@@ -14,6 +14,7 @@ There are no retries here: each method is a single attempt, so a retry policy ca
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -22,11 +23,12 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from clients import http
 from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
+from clients.http11 import default_transport
 from clients.retry import request_timeout
-from clients.tls import shared_context
 from config import AkSkCredentials, Settings
-from errors import ApiError, UpstreamUnavailableError
+from errors import BAD_RESPONSE, ApiError, UpstreamUnavailableError
 from models import (
     BackupListItem,
     BackupPage,
@@ -39,18 +41,10 @@ from models import (
 
 __all__ = ["BAD_RESPONSE", "USER_AGENT", "TaurusDBClient", "api_error", "api_time"]
 
-USER_AGENT = "predeploy-backup/0.1"
-BAD_RESPONSE = "PREDEPLOY.BAD_RESPONSE"
-_MESSAGE_MAX = 200
-_CONNECT_TIMEOUT_MAX = 3.0
+USER_AGENT = http.USER_AGENT
 
 BackupType = Literal["auto", "manual"]
 _M = TypeVar("_M", bound=BaseModel)
-
-
-def _cap(text: str, limit: int = _MESSAGE_MAX) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _segment(value: str, what: str) -> str:
@@ -92,7 +86,7 @@ def api_error(response: httpx.Response) -> ApiError:
     return ApiError(
         status_code=status,
         error_code=code or f"HTTP.{status}",
-        error_msg=_cap(msg or reason),
+        error_msg=http.capped(msg or reason),
         request_id=request_id,
         retry_after=_retry_after(response.headers.get("Retry-After")),
     )
@@ -110,7 +104,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _bad_response(operation: str, detail: str) -> ApiError:
-    return ApiError(502, BAD_RESPONSE, _cap(f"unexpected answer to {operation}: {detail}"))
+    return ApiError(502, BAD_RESPONSE, http.capped(f"unexpected answer to {operation}: {detail}"))
 
 
 class TaurusDBClient:
@@ -129,26 +123,15 @@ class TaurusDBClient:
         self._project_id = project_id
         self._timeout = timeout
         self._owned: list[TokenAuth] = []
-        self._http = httpx.Client(
+        self._http = http.client(
+            timeout_seconds=timeout,
             base_url=endpoint.rstrip("/"),
             auth=auth,
-            # httpx has no overall deadline: each phase (connect, each read/write, pool wait)
-            # gets its own limit; connecting should be quick, so it gets less.
-            timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
-            # Idle connections stay open longer than httpx's 5 s, so that events a few
-            # seconds apart reuse them instead of paying a new TCP and TLS handshake; 30 s
-            # stays below the usual 60 s idle timeout of load balancers and gateways.
-            limits=httpx.Limits(
-                max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
-            ),
-            verify=shared_context(),
-            transport=transport,
-            follow_redirects=False,
+            transport=transport or default_transport(),
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
                 "Content-Type": CONTENT_TYPE,  # the official SDK's, on every request
-                "User-Agent": USER_AGENT,
             },
         )
 
@@ -195,6 +178,22 @@ class TaurusDBClient:
         return client
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def prefetch(self) -> None:
+        """What the first call would wait for, fetched ahead: the IAM token, then a connection.
+
+        For a background thread at start (see ``main``). The connection comes from an
+        unauthenticated ``HEAD /`` on the API host (its answer does not matter; no credentials,
+        no API operation): its TCP and TLS handshakes are then done, and the connection waits in
+        the pool for the first call. Raises what the token fetch raises; the caller logs it and
+        the first call fetches again. The connection is made either way.
+        """
+        try:
+            for auth in self._owned:
+                auth.prefetch()
+        finally:
+            with suppress(httpx.HTTPError):  # the first call connects itself, reports failures
+                self._http.head("/", auth=httpx.Auth()).close()  # httpx.Auth(): none
 
     def close(self) -> None:
         self._http.close()
@@ -323,7 +322,7 @@ class TaurusDBClient:
                 url,
                 params=params,
                 json=json,
-                timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
+                timeout=http.timeout(timeout),
             )
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailableError(
