@@ -22,10 +22,12 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 
-from clients.tls import shared_context
+from clients import http
 from errors import AuthenticationError, UpstreamUnavailableError
 
 __all__ = [
+    "CONTENT_TYPE",
+    "SIGNED_HEADERS",
     "SIGNING_ALGORITHM",
     "AkSkAuth",
     "TokenAuth",
@@ -35,16 +37,9 @@ __all__ = [
     "string_to_sign",
 ]
 
-_MESSAGE_MAX = 200
-
 #: Error codes (on a 4xx other than 401) that mean "this token is no longer good".
 #: APIGW.0307 "the token must be updated"; DBS.280056 "invalid token" (HTTP 403).
 _TOKEN_REJECTED_CODES = frozenset({"APIGW.0301", "APIGW.0307", "DBS.280056"})
-
-
-def _cap(text: str, limit: int = _MESSAGE_MAX) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -106,11 +101,8 @@ class TokenAuth(httpx.Auth):
         self._margin = margin_seconds
         self._lock = threading.Lock()
         self._token: _Token | None = None
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
-            verify=shared_context(),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "predeploy-backup/0.1"},
+        self._http = http.client(
+            timeout_seconds=timeout, transport=transport, headers={"Accept": "application/json"}
         )
 
     def __repr__(self) -> str:
@@ -292,10 +284,10 @@ def _iam_message(response: httpx.Response) -> str:
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return _cap(error["message"])
+            return http.capped(error["message"])
         for key in ("error_msg", "message"):
             if isinstance(data.get(key), str):
-                return _cap(data[key])
+                return http.capped(data[key])
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 
@@ -306,20 +298,22 @@ SIGNING_ALGORITHM = "SDK-HMAC-SHA256"
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _UNSIGNED_PAYLOAD_HEADER = "x-sdk-content-sha256"
 
-#: Hop-by-hop headers a proxy may drop or rewrite; signing them would break the signature.
-_UNSIGNED_HEADERS = frozenset(
+#: The headers that are signed when present: what the gateway needs to tie the signature to
+#: this request (its host, time, project, body type, temporary credential), as the official
+#: SDK signs them, and nothing a proxy rewrites (``Accept-Encoding``, ``User-Agent``,
+#: ``Content-Length`` when it re-chunks, hop-by-hop headers).
+SIGNED_HEADERS = frozenset(
     {
-        "authorization",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        "content-type",
+        "host",
+        "x-project-id",
+        "x-sdk-content-sha256",
+        "x-sdk-date",
+        "x-security-token",
     }
 )
+#: The SDK's Content-Type for JSON bodies (it signs it, so ours must be the same).
+CONTENT_TYPE = "application/json;charset=utf-8"
 
 
 def _encode(text: str) -> str:
@@ -339,8 +333,8 @@ def _canonical_query(raw_query: str) -> str:
 
 
 def signed_header_names(headers: Iterable[str]) -> list[str]:
-    """Every header present, lower-cased and sorted, minus the hop-by-hop ones."""
-    return sorted({name.lower() for name in headers} - _UNSIGNED_HEADERS)
+    """The ``SIGNED_HEADERS`` present, lower-cased and sorted."""
+    return sorted({name.lower() for name in headers} & SIGNED_HEADERS)
 
 
 def canonical_request(request: httpx.Request, signed_headers: list[str]) -> str:
@@ -381,8 +375,9 @@ def _utc_now() -> datetime:
 class AkSkAuth(httpx.Auth):
     """Signs each request with an access key / secret key pair; no token, no I/O.
 
-    Runs after httpx has built the request (its ``Host``, ``Content-Length``, the client's
-    default headers), so what is signed is what is sent.
+    Runs after httpx has built the request (its ``Host``, the client's default headers), so
+    what is signed is what is sent; only ``SIGNED_HEADERS`` are signed, so a proxy that
+    rewrites ``Accept-Encoding`` or ``User-Agent`` does not break the signature.
     """
 
     requires_request_body = True

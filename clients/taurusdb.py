@@ -20,13 +20,13 @@ from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from clients.auth import AkSkAuth, TokenAuth
+from clients import http
+from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
 from clients.retry import request_timeout
-from clients.tls import shared_context
-from config import Settings
-from errors import ApiError, ConfigurationError, UpstreamUnavailableError
+from config import AkSkCredentials, Settings
+from errors import ApiError, UpstreamUnavailableError
 from models import (
     BackupListItem,
     BackupPage,
@@ -39,18 +39,11 @@ from models import (
 
 __all__ = ["BAD_RESPONSE", "USER_AGENT", "TaurusDBClient", "api_error", "api_time"]
 
-USER_AGENT = "predeploy-backup/0.1"
+USER_AGENT = http.USER_AGENT
 BAD_RESPONSE = "PREDEPLOY.BAD_RESPONSE"
-_MESSAGE_MAX = 200
-_CONNECT_TIMEOUT_MAX = 3.0
 
 BackupType = Literal["auto", "manual"]
 _M = TypeVar("_M", bound=BaseModel)
-
-
-def _cap(text: str, limit: int = _MESSAGE_MAX) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _segment(value: str, what: str) -> str:
@@ -92,7 +85,7 @@ def api_error(response: httpx.Response) -> ApiError:
     return ApiError(
         status_code=status,
         error_code=code or f"HTTP.{status}",
-        error_msg=_cap(msg or reason),
+        error_msg=http.capped(msg or reason),
         request_id=request_id,
         retry_after=_retry_after(response.headers.get("Retry-After")),
     )
@@ -110,7 +103,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _bad_response(operation: str, detail: str) -> ApiError:
-    return ApiError(502, BAD_RESPONSE, _cap(f"unexpected answer to {operation}: {detail}"))
+    return ApiError(502, BAD_RESPONSE, http.capped(f"unexpected answer to {operation}: {detail}"))
 
 
 class TaurusDBClient:
@@ -129,25 +122,15 @@ class TaurusDBClient:
         self._project_id = project_id
         self._timeout = timeout
         self._owned: list[TokenAuth] = []
-        self._http = httpx.Client(
+        self._http = http.client(
+            timeout_seconds=timeout,
             base_url=endpoint.rstrip("/"),
             auth=auth,
-            # httpx has no overall deadline: each phase (connect, each read/write, pool wait)
-            # gets its own limit; connecting should be quick, so it gets less.
-            timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
-            # Idle connections stay open longer than httpx's 5 s, so that events a few
-            # seconds apart reuse them instead of paying a new TCP and TLS handshake; 30 s
-            # stays below the usual 60 s idle timeout of load balancers and gateways.
-            limits=httpx.Limits(
-                max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
-            ),
-            verify=shared_context(),
             transport=transport,
-            follow_redirects=False,
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
-                "User-Agent": USER_AGENT,
+                "Content-Type": CONTENT_TYPE,  # the official SDK's, on every request
             },
         )
 
@@ -155,73 +138,38 @@ class TaurusDBClient:
     def from_settings(
         cls, settings: Settings, transport: httpx.BaseTransport | None = None
     ) -> TaurusDBClient:
-        """AK/SK signing when ``OS_ACCESS_KEY`` and ``OS_SECRET_KEY`` are set, else IAM password.
-
-        Raises ``ConfigurationError`` naming every variable the chosen method still lacks.
-        """
+        """The client for ``settings.credentials()``: config decides the method (AK/SK signing
+        or an IAM token) and what is missing (``ConfigurationError``); this builds the auth."""
+        credentials = settings.credentials()
         timeout = settings.api_timeout_seconds
-        secret_key = _secret(settings.os_secret_key)
-        if settings.os_access_key or secret_key:
-            missing = []
-            if not settings.os_access_key:
-                missing.append("OS_ACCESS_KEY")
-            if not secret_key:
-                missing.append("OS_SECRET_KEY")
-            if not settings.os_project_id:
-                missing.append("OS_PROJECT_ID")
-            if missing:
-                raise ConfigurationError(
-                    "; ".join(
-                        f"{name} is not set (needed for AK/SK request signing)" for name in missing
-                    )
-                )
-            # B101: narrows types; checked above
-            assert settings.os_access_key and secret_key and settings.os_project_id  # nosec B101
+        if isinstance(credentials, AkSkCredentials):
             aksk = AkSkAuth(
-                access_key=settings.os_access_key,
-                secret_key=secret_key,
-                project_id=settings.os_project_id,
-                security_token=_secret(settings.os_security_token),
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key,
+                project_id=credentials.project_id,
+                security_token=credentials.security_token,
             )
             return cls(
                 endpoint=settings.api_endpoint,
                 auth=aksk,
-                project_id=settings.os_project_id,
+                project_id=credentials.project_id,
                 timeout=timeout,
                 transport=transport,
             )
-
-        password = _secret(settings.os_password)
-        needed = {
-            "OS_USERNAME": settings.os_username,
-            "OS_PASSWORD": password,
-            "OS_USER_DOMAIN_NAME": settings.os_user_domain_name,
-            "OS_PROJECT_ID or OS_PROJECT_NAME": settings.os_project_id or settings.os_project_name,
-        }
-        missing = [name for name, value in needed.items() if not value]
-        if missing:
-            raise ConfigurationError(
-                "; ".join(
-                    f"{name} is not set (needed for IAM password authentication)"
-                    for name in missing
-                )
-            )
-        # B101: narrows types; checked above
-        assert settings.os_username and password and settings.os_user_domain_name  # nosec B101
         token_auth = TokenAuth(
-            auth_url=settings.auth_url,
-            username=settings.os_username,
-            password=password,
-            domain_name=settings.os_user_domain_name,
-            project_id=settings.os_project_id,
-            project_name=settings.os_project_name,
+            auth_url=credentials.auth_url,
+            username=credentials.username,
+            password=credentials.password,
+            domain_name=credentials.domain_name,
+            project_id=credentials.project_id,
+            project_name=credentials.project_name,
             timeout=timeout,
             transport=transport,
         )
         client = cls(
             endpoint=settings.api_endpoint,
             auth=token_auth,
-            project_id=settings.os_project_id or token_auth.project_id,
+            project_id=credentials.project_id or token_auth.project_id,
             timeout=timeout,
             transport=transport,
         )
@@ -357,7 +305,7 @@ class TaurusDBClient:
                 url,
                 params=params,
                 json=json,
-                timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
+                timeout=http.timeout(timeout),
             )
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailableError(
@@ -404,8 +352,3 @@ def _unwrap(data: Any, key: str, operation: str) -> Any:
     if not isinstance(data, dict) or key not in data:
         raise _bad_response(operation, f"no {key!r} object in the body")
     return data[key]
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    """The plain value of a ``SecretStr`` setting, with blank treated as unset."""
-    return value.get_secret_value() or None if value is not None else None

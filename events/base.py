@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -34,6 +34,7 @@ __all__ = [
     "Delivery",
     "Envelope",
     "EventSource",
+    "Handshake",
     "Headers",
     "Note",
     "Record",
@@ -77,6 +78,16 @@ class Note:
 
     status: str
     message: str
+
+
+@dataclass(frozen=True)
+class Handshake(Note):
+    """A note the sender completes only when we visit ``url`` (SMN's subscription
+    confirmation). The handler does the visit (``handlers.subscriptions``); ``url`` carries a
+    token, so it is kept out of reprs and answers."""
+
+    url: str = field(default="", repr=False)
+    topic: str = ""
 
 
 Record = Trigger | Note | PredeployError

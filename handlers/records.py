@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from clients.retry import is_retryable
 from errors import ApiError, AuthenticationError, ConfigurationError, PredeployError
-from events.base import Note
-from handlers import pre_deploy
+from events.base import Handshake, Note
+from handlers import pre_deploy, subscriptions
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from models import Trigger
 
@@ -35,6 +35,11 @@ def serve_each(
     results = iter(pre_deploy.handle_all(triggers, services))
     outcomes: list[Outcome] = []
     for record in records:
+        if isinstance(record, Handshake):
+            outcomes.append(
+                subscriptions.confirm(record, services.smn.confirm if services.smn else None)
+            )
+            continue
         if not isinstance(record, Trigger):
             outcomes.append(record)
             continue
