@@ -19,7 +19,7 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
 from emulator import Emulator
-from helpers import INSTANCE, successful_creates
+from helpers import INSTANCE, event_requests, successful_creates
 from senders import sources_env
 from tools.serve import function_server
 
@@ -112,7 +112,7 @@ def test_invalid_utf8_in_a_header_is_refused(queue: str, emu: Emulator, value: s
     document = response.json()
     assert document["fields"][0]["field"] == "ce-source"
     assert "UTF-8" in document["fields"][0]["rule"]
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 def test_an_empty_batch_is_acknowledged_with_no_records(queue: str, emu: Emulator) -> None:
@@ -122,4 +122,4 @@ def test_an_empty_batch_is_acknowledged_with_no_records(queue: str, emu: Emulato
     response = post(queue, {"content-type": "application/cloudevents-batch+json"}, body)
     assert response.status_code == 200, response.text
     assert response.json() == {"results": []}
-    assert emu.requests() == []
+    assert event_requests(emu) == []
