@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,7 +28,7 @@ ATTRIBUTES = {
     "type": "com.example.ci.pre-deploy",
     "source": SOURCE,
     "id": 'run "7" 100%',
-    "time": "2026-11-27T10:00:00Z",
+    "time": datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),  # fresh: inside the window
 }
 DATA = {"event": "pre-deploy", "instance_id": INSTANCE}  # no id: the key is source and id
 
