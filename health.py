@@ -9,15 +9,12 @@ missing variables, never their values, so a misconfigured revision never takes t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from config import Settings
 from errors import ConfigurationError
+from responses import Answer
 
-__all__ = ["INBOUND_SECRETS", "Answer", "liveness", "missing_settings", "probe", "readiness"]
-
-Answer = tuple[int, dict[str, Any], dict[str, str]]
-"""Status, JSON body and headers of a response."""
+__all__ = ["INBOUND_SECRETS", "liveness", "missing_settings", "probe", "readiness"]
 
 INBOUND_SECRETS = (
     "WEBHOOK_SECRET",
@@ -41,18 +38,18 @@ def probe(path: str, load_settings: Callable[[], Settings]) -> Answer | None:
 
 
 def liveness() -> Answer:
-    return 200, {"status": "ok"}, dict(_NO_STORE)
+    return Answer(200, {"status": "ok"}, dict(_NO_STORE))
 
 
 def readiness(load_settings: Callable[[], Settings]) -> Answer:
     try:
         settings = load_settings()
     except ConfigurationError as exc:  # the message names variables, never values
-        return 503, {"status": "not_ready", "invalid": exc.message}, dict(_NO_STORE)
+        return Answer(503, {"status": "not_ready", "invalid": exc.message}, dict(_NO_STORE))
     missing = missing_settings(settings)
     if missing:
-        return 503, {"status": "not_ready", "missing": missing}, dict(_NO_STORE)
-    return 200, {"status": "ready"}, dict(_NO_STORE)
+        return Answer(503, {"status": "not_ready", "missing": missing}, dict(_NO_STORE))
+    return Answer(200, {"status": "ready"}, dict(_NO_STORE))
 
 
 def missing_settings(settings: Settings) -> list[str]:

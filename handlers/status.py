@@ -6,14 +6,16 @@ object comes along for whoever wants the details.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
+from urllib.parse import quote
 
 from clients.retry import JOB_NOT_YET_VISIBLE
 from clients.taurusdb import TaurusDBClient
 from errors import ApiError, NotFoundError
 from models import BackupStatus, JobStatus
 
-__all__ = ["backup_status", "job_status"]
+__all__ = ["PATHS", "backup_status", "job_status", "route"]
 
 PollStatus = Literal["RUNNING", "SUCCEEDED", "FAILED"]
 
@@ -49,3 +51,31 @@ def job_status(api: TaurusDBClient, job_id: str) -> dict[str, Any]:
             ) from None
         raise
     return {"status": _JOB[job.status], "job": job.model_dump(mode="json")}
+
+
+Lookup = Callable[[TaurusDBClient, str | None], dict[str, Any]]
+"""A status look-up bound to its id: the API client and ``PUBLIC_URL`` in, the body out."""
+
+PATHS = "GET /healthz, /readyz, /backups/{id} or /jobs/{id}"
+
+
+def route(path: str) -> Lookup | None:
+    """The look-up a status path asks for (``backups/{id}``, ``jobs/{id}``), else ``None``.
+
+    Its body carries ``status_url``, the path itself (absolute with ``PUBLIC_URL``).
+    """
+    parts = path.strip("/").split("/")
+    if len(parts) != 2 or parts[0] not in _LOOKUPS or not parts[1]:
+        return None
+    kind, ident = parts
+    lookup = _LOOKUPS[kind]
+
+    def bound(api: TaurusDBClient, public_url: str | None) -> dict[str, Any]:
+        body = lookup(api, ident)
+        body["status_url"] = f"{public_url or ''}{kind}/{quote(ident, safe='')}"
+        return body
+
+    return bound
+
+
+_LOOKUPS = {"backups": backup_status, "jobs": job_status}
