@@ -165,7 +165,7 @@ def _deliver(
         entry, headers, body, settings, source, certificates=lambda url: _get_smn().certificate(url)
     )
     check_batch(delivery.records, settings)
-    outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
+    outcomes = records.handle_delivery(delivery.records, _get_services(), queue=entry.queue)
     if entry.queue or delivery.batch or len(outcomes) != 1:
         return _results(delivery.records, outcomes, event_log, queue=entry.queue)
     outcome = outcomes[0]
@@ -186,7 +186,7 @@ def _deliver(
 
 def _results(
     sent: tuple[Record, ...],
-    outcomes: list[records.Outcome],
+    outcomes: list[records.RecordOutcome],
     event_log: logs.EventLog,
     *,
     queue: bool,
@@ -242,9 +242,10 @@ def _log_outcome(event_log: logs.EventLog, outcome: BackupOutcome, status: int) 
     started = outcome.callbacks.get("backup.started")
     event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
     event_log.handled(
-        _outcome_name(outcome),
+        outcome.name,
         status,
         backup_id=outcome.backup.id,
+        backup_name=outcome.backup.name,
         job_id=outcome.job_id,
         callback=None if started is None else started.delivered,
     )
@@ -264,12 +265,6 @@ def _serve_status(request: flask.Request) -> Answer:
     events.GENERIC.verify(headers, request.get_data(), settings)
     lookup = _STATUS_PATHS[parts[0]]
     return 200, lookup(_get_services().taurusdb, parts[1]), {}
-
-
-def _outcome_name(outcome: BackupOutcome) -> str:
-    if outcome.final is not None:
-        return f"backup_{outcome.final.lower()}"
-    return "backup_started" if outcome.created else "backup_exists"
 
 
 def _outcome(outcome: BackupOutcome) -> Answer:
@@ -319,7 +314,13 @@ def _dry_run(outcome: DryRunOutcome, event_log: logs.EventLog) -> Answer:
     if outcome.retention is not None:
         body["retention"] = outcome.retention.as_json()
     event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
-    event_log.handled("dry_run", 200, backup_id=existing.id if existing is not None else None)
+    event_log.handled(
+        "dry_run",
+        200,
+        backup_id=existing.id if existing is not None else None,
+        backup_name=outcome.request.name,
+        instance_status=outcome.instance.status,
+    )
     return 200, body, {}
 
 

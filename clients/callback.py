@@ -13,7 +13,6 @@ read.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard
 from clients.tls import shared_context
 
 __all__ = ["CallbackDelivery", "CallbackSender"]
-
-_log = logging.getLogger("predeploy.callback")
 
 
 @dataclass(frozen=True)

@@ -8,31 +8,38 @@ will never succeed is acknowledged instead, after its pipeline has been told (a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from errors import PredeployError
 from events.base import Handshake, Note
 from handlers import pre_deploy, subscriptions
-from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services, TriggerOutcome
 from models import Trigger
 
-__all__ = ["Outcome", "curable_by_retry", "serve_each"]
+__all__ = ["HANDLERS", "RecordOutcome", "curable_by_retry", "handle_delivery"]
 
-Outcome = BackupOutcome | DryRunOutcome | Note | PredeployError
+RecordOutcome = BackupOutcome | DryRunOutcome | Note | PredeployError
+"""One record's outcome: a trigger's (``TriggerOutcome``), or the note the record was."""
+
+Handler = Callable[[Sequence[Trigger], Services], list[TriggerOutcome]]
+
+#: The handler of each ``Trigger.kind``: it takes a delivery's triggers of its kind, in order,
+#: and returns one outcome each.
+HANDLERS: dict[str, Handler] = {"pre-deploy": pre_deploy.handle}
 
 
-def serve_each(
+def handle_delivery(
     records: Sequence[Trigger | Note | PredeployError], services: Services, *, queue: bool
-) -> list[Outcome]:
-    """Each trigger handled on its own (``pre_deploy.handle_all``: one deadline for all); its
-    failure takes its place in the list.
+) -> list[RecordOutcome]:
+    """Each trigger handled on its own by its kind's handler (``pre_deploy.handle``: one
+    deadline for all); its failure takes its place in the list.
 
     On a queue entry point, a trigger that failed for good gets its ``backup.failed``
     callback here, since its delivery will be acknowledged.
     """
     triggers = [record for record in records if isinstance(record, Trigger)]
-    results = iter(pre_deploy.handle_all(triggers, services))
-    outcomes: list[Outcome] = []
+    results = iter(_handle_triggers(triggers, services))
+    outcomes: list[RecordOutcome] = []
     for record in records:
         if isinstance(record, Handshake):
             outcomes.append(
@@ -48,6 +55,16 @@ def serve_each(
             pre_deploy.report_failure(record, result, services)
         outcomes.append(result)
     return outcomes
+
+
+def _handle_triggers(triggers: Sequence[Trigger], services: Services) -> list[TriggerOutcome]:
+    """Each kind's triggers to its handler (``HANDLERS``); the outcomes in the triggers' order."""
+    outcomes: dict[int, TriggerOutcome] = {}
+    for kind in dict.fromkeys(trigger.kind for trigger in triggers):
+        indexes = [index for index, trigger in enumerate(triggers) if trigger.kind == kind]
+        handled = HANDLERS[kind]([triggers[index] for index in indexes], services)
+        outcomes.update(zip(indexes, handled, strict=True))
+    return [outcomes[index] for index in range(len(triggers))]
 
 
 def curable_by_retry(exc: PredeployError) -> bool:
