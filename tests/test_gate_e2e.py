@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 
 from emulator import Emulator
-from helpers import INSTANCE, ROOT, WEBHOOK_SECRET, WEBHOOK_TOKEN, backups_on, function_env
+from helpers import (
+    INSTANCE,
+    ROOT,
+    WEBHOOK_SECRET,
+    WEBHOOK_TOKEN,
+    backups_on,
+    event_requests,
+    function_env,
+)
 from tools.serve import free_port, function_server
 
 OLDEST = Path.home() / ".pyenv" / "versions"
@@ -236,7 +244,7 @@ def test_refused_event_exits_3_and_changes_nothing(
     assert run.code == 3, run.stderr
     assert "invalid_event" in run.stderr and "instance_id" in run.stderr
     assert isinstance(run.json, dict) and run.json["status"] is None
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 def test_wrong_secret_exits_3(installed: Installed, server: str, emu: Emulator) -> None:
@@ -253,7 +261,7 @@ def test_wrong_secret_exits_3(installed: Installed, server: str, emu: Emulator) 
     )
     assert run.code == 3
     assert "unauthorized" in run.stderr and wrong not in run.stderr
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 def test_still_running_at_timeout_exits_4(installed: Installed, server: str, emu: Emulator) -> None:

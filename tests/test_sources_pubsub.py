@@ -172,7 +172,8 @@ def test_push_envelope_on_webhook_is_not_accepted_unverified(env: None, emu: Emu
 
 
 def test_publish_time_is_the_trigger_sent_at(env: None) -> None:
-    (trigger,) = pubsub.parse({}, push(event()), load_settings()).records
+    body = push(event(), publishTime="2026-11-27T10:00:00.124Z")  # as the sample dates it
+    (trigger,) = pubsub.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)
     assert trigger.sent_at == datetime(2026, 11, 27, 10, 0, 0, 124000, tzinfo=UTC)
 

@@ -328,7 +328,7 @@ _TIME_KEYS = frozenset(
         "status_changed_at",
         "time",
         "timestamp",
-        "publishTime",
+        "publishtime",
         "publish_time",
         "event_time",
         "ce-time",
