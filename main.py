@@ -29,8 +29,7 @@ from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings, load_settings
 from errors import PredeployError
-from events.base import check_batch
-from events.body import read_body
+from events.base import check_batch, read_body
 from events.senders import redelivers_every_failure
 from handlers import records, status
 from handlers.pre_deploy import Services

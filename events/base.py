@@ -15,7 +15,7 @@ import binascii
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -24,6 +24,7 @@ from errors import (
     ConfigurationError,
     FieldError,
     InvalidEventError,
+    PayloadTooLargeError,
     PredeployError,
     UnsupportedMediaError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "json_value",
     "mapped_instance",
     "media_type",
+    "read_body",
     "require_json",
     "single",
     "target_instances",
@@ -406,3 +408,23 @@ def fan_out(
         )
         for instance in instance_ids
     ]
+
+
+def read_body(stream: IO[bytes], declared: int | None, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (``MAX_BODY_BYTES``), before anything parses it.
+
+    ``declared`` is the request's ``Content-Length`` (``None`` when chunked): a body declared
+    too large is refused before a byte is read; one that only turns out too large stops at
+    ``limit + 1`` bytes.
+    """
+    if declared is not None and declared > limit:
+        raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
+    try:
+        body = stream.read(limit + 1)
+    except Exception:  # the server's own errors: malformed chunks, an aborted upload
+        raise InvalidEventError(
+            "the body could not be read (malformed chunked encoding or an interrupted upload)"
+        ) from None
+    if len(body) > limit:
+        raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
+    return body
