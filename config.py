@@ -27,6 +27,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from clients.ssrf import allowed_host
 from errors import ConfigurationError
 
 __all__ = ["SECRET_FILE_FIELDS", "Settings", "load_settings", "split_values"]
@@ -270,6 +271,8 @@ class Settings(BaseSettings):
     @field_validator("callback_allowed_hosts")
     @classmethod
     def _lower_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:  # host, host:port, [v6] or [v6]:port; a bare host: any port
+            allowed_host(entry)
         return [host.lower() for host in value]
 
     @field_validator(

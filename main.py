@@ -254,7 +254,7 @@ def _serve_status(request: flask.Request) -> Answer:
     headers = {name.lower(): value for name, value in request.headers.items()}
     generic.verify(headers, request.get_data(), settings)
     lookup = _STATUS_PATHS[parts[0]]
-    return 200, lookup(_get_services().taurusdb, parts[1]), {}
+    return 200, lookup(_get_services().taurusdb, parts[1], settings.allowed_instances), {}
 
 
 def _outcome_name(outcome: BackupOutcome) -> str:
@@ -272,10 +272,9 @@ def _outcome(outcome: BackupOutcome) -> Answer:
         "trigger_id": outcome.trigger.trigger_id,
         "created": outcome.created,
     }
-    if outcome.callbacks:
+    if outcome.callbacks:  # whether, never how: the receiver's status and error are logged
         body["callbacks"] = {
-            kind: {"delivered": d.delivered, "status": d.status, "error": d.error}
-            for kind, d in outcome.callbacks.items()
+            kind: {"delivered": d.delivered} for kind, d in outcome.callbacks.items()
         }
     if outcome.retention is not None:
         body["retention"] = outcome.retention.as_json()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
-from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard
+from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard, connections_end_by
 from clients.tls import shared_context
 
 __all__ = ["CallbackDelivery", "CallbackSender"]
@@ -58,6 +59,7 @@ class CallbackSender:
         """
         secrets = re.split(r"[\s,]+", secret.strip()) if isinstance(secret, str) else secret or []
         self._webhooks = [Webhook(value) for value in secrets if value]
+        self._timeout = timeout
         self._guard = SsrfGuard(allowed_hosts=allowed_hosts, resolver=resolver)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
@@ -76,8 +78,19 @@ class CallbackSender:
         """Why ``url`` may not be called back, or ``None`` when it may (resolves the host)."""
         return self._guard.refusal(url)
 
-    def send(self, url: str, *, message_id: str, payload: Mapping[str, Any]) -> CallbackDelivery:
-        """POST the signed payload once; report the outcome instead of raising."""
+    def send(
+        self,
+        url: str,
+        *,
+        message_id: str,
+        payload: Mapping[str, Any],
+        timeout: float | None = None,
+    ) -> CallbackDelivery:
+        """POST the signed payload once; report the outcome instead of raising.
+
+        ``timeout`` (less than ``CALLBACK_TIMEOUT_SECONDS``: what is left of the event's
+        deadline) bounds the whole attempt, connection included.
+        """
         if not self._webhooks:
             return CallbackDelivery(delivered=False, error="CALLBACK_SECRET is not set")
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
@@ -88,9 +101,16 @@ class CallbackSender:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": " ".join(w.sign(message_id, now, body) for w in self._webhooks),
         }
+        seconds = self._timeout if timeout is None else max(0.001, min(timeout, self._timeout))
+        limits = httpx.Timeout(seconds, connect=min(seconds, 3.0))
         try:
             # Streamed and closed unread: the receiver's body is neither needed nor trusted.
-            with self._http.stream("POST", url, content=body.encode(), headers=headers) as answer:
+            with (
+                connections_end_by(time.monotonic() + seconds),
+                self._http.stream(
+                    "POST", url, content=body.encode(), headers=headers, timeout=limits
+                ) as answer,
+            ):
                 status = answer.status_code
         except AddressRefusedError as exc:
             return CallbackDelivery(

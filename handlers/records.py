@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clients.retry import is_retryable
+from clients.retry import Deadline, is_retryable
 from errors import ApiError, AuthenticationError, ConfigurationError, PredeployError
 from events.base import Note
 from handlers import pre_deploy
@@ -32,18 +32,22 @@ def serve_each(
     callback here, since its delivery will be acknowledged.
     """
     triggers = [record for record in records if isinstance(record, Trigger)]
-    results = iter(pre_deploy.handle_all(triggers, services))
-    outcomes: list[Outcome] = []
-    for record in records:
-        if not isinstance(record, Trigger):
-            outcomes.append(record)
-            continue
-        result = next(results)
-        told = queue and not record.dry_run  # a dry run calls nothing back
-        if told and isinstance(result, PredeployError) and not curable_by_retry(result):
-            pre_deploy.report_failure(record, result, services)
-        outcomes.append(result)
-    return outcomes
+    deadline = Deadline(services.settings.deadline_seconds)
+    results = pre_deploy.handle_all(triggers, services, deadline)
+    told = [
+        queue
+        and not trigger.dry_run  # a dry run calls nothing back
+        and isinstance(result, PredeployError)
+        and not curable_by_retry(result)
+        for trigger, result in zip(triggers, results, strict=True)
+    ]
+    for index, (trigger, result) in enumerate(zip(triggers, results, strict=True)):
+        if told[index] and isinstance(result, PredeployError):
+            # each failed callback may take its share of what is left of the deadline
+            share = Deadline(deadline.remaining() / sum(told[index:]))
+            pre_deploy.report_failure(trigger, result, services, limit=share)
+    found = iter(results)
+    return [next(found) if isinstance(record, Trigger) else record for record in records]
 
 
 def curable_by_retry(exc: PredeployError) -> bool:

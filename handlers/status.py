@@ -1,11 +1,14 @@
 """Status for pollers (Spinnaker webhook stages, Argo): one vocabulary for backups and jobs.
 
 ``RUNNING`` until the backup or job ends, then ``SUCCEEDED`` or ``FAILED``; the API's own
-object comes along for whoever wants the details.
+object comes along for whoever wants the details. With ``ALLOWED_INSTANCES`` set, a backup or
+job of another instance is not found, as if it did not exist (the caller learns nothing about
+instances it may not target; a job that names no instance is not shown either).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from clients.retry import JOB_NOT_YET_VISIBLE
@@ -30,16 +33,20 @@ _JOB: dict[JobStatus, PollStatus] = {
 }
 
 
-def backup_status(api: TaurusDBClient, backup_id: str) -> dict[str, Any]:
+def backup_status(
+    api: TaurusDBClient, backup_id: str, allowed: Collection[str] = ()
+) -> dict[str, Any]:
+    """``allowed``: ``ALLOWED_INSTANCES`` (empty: any instance)."""
     page = api.list_backups(backup_id=backup_id)
-    match = [b for b in page.backups if b.id == backup_id]
+    match = [b for b in page.backups if b.id == backup_id and _visible(b.instance_id, allowed)]
     if not match:
         raise NotFoundError(f"no backup {backup_id}")
     backup = match[0]
     return {"status": _BACKUP[backup.status], "backup": backup.model_dump(mode="json")}
 
 
-def job_status(api: TaurusDBClient, job_id: str) -> dict[str, Any]:
+def job_status(api: TaurusDBClient, job_id: str, allowed: Collection[str] = ()) -> dict[str, Any]:
+    """``allowed``: ``ALLOWED_INSTANCES`` (empty: any instance)."""
     try:
         job = api.get_job(job_id)
     except ApiError as exc:
@@ -48,4 +55,10 @@ def job_status(api: TaurusDBClient, job_id: str) -> dict[str, Any]:
                 f"no job {job_id} (a job may take a few seconds to become visible)"
             ) from None
         raise
+    if not _visible(job.instance.id if job.instance is not None else None, allowed):
+        raise NotFoundError(f"no job {job_id}")
     return {"status": _JOB[job.status], "job": job.model_dump(mode="json")}
+
+
+def _visible(instance_id: str | None, allowed: Collection[str]) -> bool:
+    return not allowed or instance_id in allowed

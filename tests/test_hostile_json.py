@@ -82,8 +82,11 @@ def test_webhook_refuses_hostile_values_with_400(webhook: str, emu: Emulator, ki
 def test_webhook_refuses_unparsable_bodies_with_400(
     webhook: str, emu: Emulator, body: bytes, message: str | None
 ) -> None:
-    headers = sign(body) if _utf8(body) else {"Content-Type": "application/json",
-                                              "Authorization": "Bearer nope"}
+    headers = (
+        sign(body)
+        if _utf8(body)
+        else {"Content-Type": "application/json", "Authorization": "Bearer nope"}
+    )
     response = httpx.post(webhook, content=body, headers=headers, timeout=15)
     assert 400 <= response.status_code < 500, response.text
     if message is not None and _utf8(body):
@@ -135,9 +138,7 @@ def test_cloudevents_batch_serves_the_good_event_next_to_a_huge_number(
     assert len(backups_on(emu, OTHER)) == 1
 
 
-def test_pubsub_message_with_a_huge_number_is_acknowledged(
-    event_entry: str, emu: Emulator
-) -> None:
+def test_pubsub_message_with_a_huge_number_is_acknowledged(event_entry: str, emu: Emulator) -> None:
     data = f'{{"event":"pre-deploy","id":"d-1","instance_id":"{INSTANCE}","n":{HUGE}}}'
     envelope = {
         "message": {"data": base64.b64encode(data.encode()).decode(), "messageId": "m-1"},
@@ -160,14 +161,17 @@ def test_kafka_trigger_serves_the_other_messages(
     # once inside the message text (parsed when the record is read) and once as the message
     # object itself (parsed with the envelope): both refuse their record only
     as_object = inner.replace('"instance_id"', '"message":"x","instance_id"')
+    good = json.dumps(json.dumps(_good("d-9", OTHER)))
     body = (
         '{"event_version":"v1.0","trigger_type":"KAFKA","region":"eu-de",'
         '"instance_id":"81335d56-b9fe-4679-ba95-7030949cc76b","records":[{"topic_id":"deploys",'
-        f'"messages":[{json.dumps(inner)},{as_object},{json.dumps(json.dumps(_good("d-9", OTHER)))}]'
+        f'"messages":[{json.dumps(inner)},{as_object},{good}]'
         "}]}"
     )
     response = httpx.post(
-        event_entry, content=body.encode(), headers={"Content-Type": "application/json"},
+        event_entry,
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
         timeout=15,
     )
     assert response.status_code == 200, response.text
