@@ -385,7 +385,7 @@ def _get_settings() -> Settings:
     global _settings, _redact
     if _settings is None:
         settings = load_settings()
-        secrets = settings.secret_values()
+        secrets = [*settings.secret_values(), settings.os_access_key or ""]
         _redact = logs.Redactor(secrets)
         logs.configure(settings.log_level, secrets)
         retry.log_retries()

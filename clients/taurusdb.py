@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
+import logs
 from clients.auth import AkSkAuth, TokenAuth
 from clients.retry import request_timeout
 from clients.tls import shared_context
@@ -76,6 +77,9 @@ def _error_fields(data: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+_CREDENTIAL_HEADERS = ("x-auth-token", "x-security-token", "authorization")
+
+
 def api_error(response: httpx.Response) -> ApiError:
     """An ``ApiError`` for a non-2xx answer, with as much of the API's reason as it gave."""
     status = response.status_code
@@ -88,10 +92,12 @@ def api_error(response: httpx.Response) -> ApiError:
     if request_id is None and isinstance(data, dict) and isinstance(data.get("request_id"), str):
         request_id = data["request_id"]
     reason = response.reason_phrase or f"HTTP {status}"
+    # An echoing gateway may quote the credentials the request carried: never pass them on.
+    sent = [response.request.headers.get(name, "") for name in _CREDENTIAL_HEADERS]
     return ApiError(
         status_code=status,
-        error_code=code or f"HTTP.{status}",
-        error_msg=_cap(msg or reason),
+        error_code=logs.scrub(code, sent) if code else f"HTTP.{status}",
+        error_msg=_cap(logs.scrub(msg or reason, sent)),
         request_id=request_id,
         retry_after=_retry_after(response.headers.get("Retry-After")),
     )
