@@ -158,14 +158,17 @@ def test_kafka_trigger_serves_the_other_messages(
 ) -> None:
     raw, _ = hostile(kind)
     inner = raw.decode()
-    # once inside the message text (parsed when the record is read) and once as the message
-    # object itself (parsed with the envelope): both refuse their record only
-    as_object = inner.replace('"instance_id"', '"message":"x","instance_id"')
+    # As the message's text (read when the record is read); written into the envelope, so that
+    # the envelope's own parse meets the value (a \ud800 escape in the message string); and a
+    # huge number next to a message object's text: each refuses its record only.
+    as_text = json.dumps(inner)
+    in_envelope = '"' + inner.replace('"', '\\"') + '"'
+    beside = f'{{"message":{as_text},"n":{HUGE}}}'
     good = json.dumps(json.dumps(_good("d-9", OTHER)))
     body = (
         '{"event_version":"v1.0","trigger_type":"KAFKA","region":"eu-de",'
         '"instance_id":"81335d56-b9fe-4679-ba95-7030949cc76b","records":[{"topic_id":"deploys",'
-        f'"messages":[{json.dumps(inner)},{as_object},{good}]'
+        f'"messages":[{as_text},{in_envelope},{beside},{good}]'
         "}]}"
     )
     response = httpx.post(
@@ -175,9 +178,11 @@ def test_kafka_trigger_serves_the_other_messages(
         timeout=15,
     )
     assert response.status_code == 200, response.text
-    first, second, third = response.json()["results"]
-    assert (first["status"], first["retry"]) == ("failed", False)
-    assert (second["status"], second["retry"]) == ("failed", False)
-    assert third["status"] == "started"
+    *bad, good_result = response.json()["results"]
+    assert [(r["status"], r["http_status"], r["retry"]) for r in bad] == [
+        ("failed", 400, False)
+    ] * 3
+    assert bad[2]["fields"][0]["field"] == "records.0.messages.2.n"
+    assert good_result["status"] == "started"
     assert backups_on(emu, INSTANCE) == []
     assert len(backups_on(emu, OTHER)) == 1
