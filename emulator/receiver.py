@@ -1,6 +1,6 @@
 """A local callback receiver: what a pipeline's webhook endpoint does with our callbacks.
 
-It verifies each callback the way the README tells receivers to (``standardwebhooks`` with
+It verifies each callback the way docs/responses.md tells receivers to (``standardwebhooks`` with
 ``CALLBACK_SECRET``), records it, and answers with a status the test or demo chooses. Used by
 the demo and the tests, over real HTTP on 127.0.0.1.
 """

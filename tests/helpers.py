@@ -28,7 +28,7 @@ PROJECT_ID = "619d3e78f61b4be68bc5aa0b59edcf7b"
 
 
 def function_env(api_url: str) -> dict[str, str]:
-    """The settings a user of the emulator would set (README's configuration table)."""
+    """The settings a user of the emulator would set (docs/configuration.md)."""
     return {
         "OS_AUTH_URL": f"{api_url}/v3",
         "GAUSSDB_ENDPOINT": api_url,

@@ -77,7 +77,7 @@ def test_signed_event_creates_backup_and_calls_back(
     (callback,) = receiver.wait_for(1)
     assert callback.path == "/hooks/backup"
     assert callback.verified
-    Webhook(CALLBACK_SECRET).verify(callback.body.decode(), callback.headers)  # as README says
+    Webhook(CALLBACK_SECRET).verify(callback.body.decode(), callback.headers)  # as the docs say
     assert callback.payload["type"] == "backup.started"
     assert callback.payload["job_id"] == answer["job_id"]
     assert callback.payload["instance_id"] == INSTANCE
