@@ -520,7 +520,6 @@ class Generator:
             self.sign(body, headers)
         return Case("extremes", "POST", "/", headers, body, signed, markers)
 
-
     def hostile_json(self) -> Case:
         """A seed with a value the parser or the models can choke on, anywhere in it: a number
         over Python's int-conversion limit, NaN/Infinity, an overflowing float, a lone
@@ -544,7 +543,7 @@ class Generator:
             headers["Content-Type"] = "application/json"
         elif wrap == 2:
             ce = '{"specversion":"1.0","id":"%s","source":"fuzz","type":"com.example.pre-deploy",'
-            text = f"[{ce % self.marker()}\"data\":{text}}},{ce % self.marker()}\"data\":{good}}}]"
+            text = f'[{ce % self.marker()}"data":{text}}},{ce % self.marker()}"data":{good}}}]'
             headers["Content-Type"] = "application/cloudevents-batch+json"
         elif wrap == 3:
             text = (
