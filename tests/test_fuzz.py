@@ -315,8 +315,8 @@ def test_signed_hostile_json_is_refused_never_a_5xx(
     headers = {"Content-Type": "application/json"}
     if wrap == 1:
         data = base64.b64encode(body).decode()
-        body = json.dumps({"message": {"data": data, "messageId": "m-1"}, "subscription": "s"})
-        body = body.encode()
+        envelope = {"message": {"data": data, "messageId": "m-1"}, "subscription": "s"}
+        body = json.dumps(envelope).encode()
     elif wrap == 2:
         ce = b'{"specversion":"1.0","id":"e-%d","source":"t","type":"com.example.pre-deploy",'
         good = b'{"event":"pre-deploy","id":"hostile-good","instance_id":"%s"}' % INSTANCE.encode()
