@@ -148,9 +148,12 @@ class Settings(BaseSettings):
     wait_for_completion: bool = False
     wait_timeout_seconds: float = Field(default=600.0, gt=0, le=86400)
     poll_interval_seconds: float = Field(default=10.0, ge=0.05, le=600)
+    idempotency_window_days: float = Field(default=7.0, gt=0, le=365)
+    clock_skew_seconds: float = Field(default=900.0, ge=0, le=86400)
 
     # retention
     retention_keep: int = Field(default=0, ge=0, le=1000)
+    retention_min_age_hours: float = Field(default=24.0, ge=0, le=8760)
 
     # callbacks
     callback_url: str | None = None

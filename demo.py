@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import secrets
 import subprocess  # nosec B404 # the demo starts its own local processes
 import sys
@@ -24,6 +23,7 @@ from standardwebhooks import Webhook
 
 from emulator.config import EmulatorConfig
 from emulator.receiver import CallbackReceiver
+from tools import localenv
 from tools.serve import function_server, stop
 
 ROOT = Path(__file__).resolve().parent
@@ -37,7 +37,7 @@ def main() -> int:
         api_url = stack.enter_context(_emulator())
         step(f"emulator (IAM + TaurusDB API) on {api_url}")
         env = {
-            **os.environ,
+            **localenv.load(),  # this shell over .env, with the cloud and secrets of the demo
             "OS_AUTH_URL": f"{api_url}/v3",
             "GAUSSDB_ENDPOINT": api_url,
             "OS_USERNAME": "demo",

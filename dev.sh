@@ -1,5 +1,5 @@
 #!/bin/sh
-# One entry for developers and users: ./dev.sh demo | test | check | bench
+# One entry for developers and users: ./dev.sh demo | serve | invoke | test | check | bench
 # Each command first makes sure .venv exists and holds requirements-dev.txt (Python 3.11+).
 set -eu
 cd "$(dirname "$0")"
@@ -22,6 +22,8 @@ command="${1:-test}"
 [ $# -gt 0 ] && shift
 case "$command" in
     demo) exec .venv/bin/python demo.py "$@" ;;
+    serve) exec .venv/bin/python -m tools.stack "$@" ;;
+    invoke) exec .venv/bin/python -m tools.invoke "$@" ;;
     test) exec .venv/bin/python -m pytest "$@" ;;
     bench) exec .venv/bin/python -m bench "$@" ;;
     check)
@@ -29,5 +31,5 @@ case "$command" in
         .venv/bin/ruff format --check .
         exec .venv/bin/mypy .
         ;;
-    *) echo "usage: ./dev.sh demo | test [pytest args] | check | bench [--smoke]" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh demo | serve | invoke SAMPLE... | test [pytest args] | check | bench [--smoke]" >&2; exit 2 ;;
 esac

@@ -60,7 +60,16 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Where a request's id comes from, most specific first: FunctionGraph's request id (the
 # framework does not know it), then the execution id (Cloud Run functions sets it; elsewhere
 # functions-framework invents one and uses it as its own execution_id label).
-_CORRELATION_HEADERS = ("X-CFF-Request-Id", "Function-Execution-Id", "X-Request-Id")
+_CORRELATION_HEADERS = (
+    "X-CFF-Request-Id",
+    # GitHub's and GitLab's delivery ids: no signature covers them, so they never key anything,
+    # but they find the delivery in the sender's own log (before functions-framework's
+    # execution id, which it makes up when the platform sent none).
+    "X-GitHub-Delivery",
+    "X-Gitlab-Event-UUID",
+    "Function-Execution-Id",
+    "X-Request-Id",
+)
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/\d+)?(?:;o=[01])?$")
 _ID = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces: safe to log and search

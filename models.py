@@ -45,7 +45,7 @@ __all__ = [
 API_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 """The API's ``yyyy-mm-ddThh:mm:ssZ``, where Z is a numeric offset such as ``+0800``."""
 
-_INSTANCE_ID = re.compile(r"[0-9a-f]{32}in\d{2}")
+_INSTANCE_ID = re.compile(r"[0-9a-f]{32}in[0-9]{2}", re.ASCII)  # no other scripts' digits
 _BACKUP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{3,63}")
 _FORBIDDEN_IN_DESCRIPTION = frozenset(">!<\"&'=\r\n")
 DESCRIPTION_MAX = 256
@@ -237,11 +237,16 @@ class DeletedBackup(_ApiModel):
 class Trigger(BaseModel):
     """One normalized request to act on, whatever source it came from.
 
-    ``trigger_id`` is the sender's id for the event (its ``id``, a delivery id, a message
-    id, else the body's hash), reported back in responses and callbacks. ``key`` is that id
-    namespaced by source: the idempotency key, the same for every redelivery of one trigger.
-    An event for several instances becomes one trigger per instance, each with the instance
-    in its key (``events.base.fan_out``). ``dry_run``: check everything, make and delete nothing.
+    ``trigger_id`` is the sender's id for the event (its ``id``, a deployment id, a message
+    id, else the body's hash), reported back in responses and callbacks. ``key`` is the
+    idempotency key, the same for every redelivery of one trigger: the source, what identifies
+    the event in material the sender authenticated, and the instance, encoded unambiguously
+    (``events.base.trigger_key``). An event for several instances becomes one trigger per
+    instance (``events.base.fan_out``). ``dry_run``: check everything, make and delete nothing.
+    ``previous_key``: the key the previous release derived for the same trigger, so that the
+    look-up still finds backups made before an upgrade (kept for one release).
+    ``sent_at``: when the sender made the event, from signed material only (None when the
+    source signs no time).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -250,9 +255,11 @@ class Trigger(BaseModel):
     source: str
     trigger_id: str = Field(min_length=1)
     key: str = Field(min_length=1)
+    previous_key: str | None = None
     instance_id: InstanceId
     name: BackupName | None = None
     description: BackupDescription | None = None
     callback_url: str | None = None
     wait: bool | None = None
     dry_run: bool = False
+    sent_at: datetime | None = None

@@ -14,6 +14,7 @@ There are no retries here: each method is a single attempt, so a retry policy ca
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
@@ -37,7 +38,7 @@ from models import (
     Job,
 )
 
-__all__ = ["BAD_RESPONSE", "USER_AGENT", "TaurusDBClient", "api_error"]
+__all__ = ["BAD_RESPONSE", "USER_AGENT", "TaurusDBClient", "api_error", "api_time"]
 
 USER_AGENT = "predeploy-backup/0.1"
 BAD_RESPONSE = "PREDEPLOY.BAD_RESPONSE"
@@ -267,14 +268,22 @@ class TaurusDBClient:
         backup_type: BackupType | None = None,
         offset: int = 0,
         limit: int = 100,
+        begin_time: datetime | None = None,
+        end_time: datetime | None = None,
     ) -> BackupPage:
-        """One page of ``GET /v3/{project_id}/backups``; ``total_count`` counts all pages."""
+        """One page of ``GET /v3/{project_id}/backups``; ``total_count`` counts all pages.
+
+        ``begin_time``/``end_time`` go out in the documented ``yyyy-mm-ddThh:mm:ssZ`` form
+        with a numeric offset (UTC, ``+0000``; httpx sends the ``+`` as ``%2B``).
+        """
         params = {
             "instance_id": instance_id,
             "backup_id": backup_id,
             "backup_type": backup_type,
             "offset": str(offset),
             "limit": str(limit),
+            "begin_time": api_time(begin_time) if begin_time is not None else None,
+            "end_time": api_time(end_time) if end_time is not None else None,
         }
         data = self._call(
             "GET",
@@ -291,6 +300,8 @@ class TaurusDBClient:
         backup_id: str | None = None,
         backup_type: BackupType | None = None,
         page_size: int = 100,
+        begin_time: datetime | None = None,
+        end_time: datetime | None = None,
     ) -> Iterator[BackupListItem]:
         """Every backup matching the filters, one page request at a time (lazily)."""
         offset = 0
@@ -301,6 +312,8 @@ class TaurusDBClient:
                 backup_type=backup_type,
                 offset=offset,
                 limit=page_size,
+                begin_time=begin_time,
+                end_time=end_time,
             )
             yield from page.backups
             offset += len(page.backups)
@@ -384,6 +397,13 @@ class TaurusDBClient:
                 operation,
                 f"{len(errors)} field(s) do not match, first {where}: {errors[0]['msg']}",
             ) from None
+
+
+def api_time(moment: datetime) -> str:
+    """The API's time format, ``2020-07-06T10:41:14+0000`` (numeric offset, no colon)."""
+    if moment.tzinfo is None:
+        raise ValueError("an API time needs a time zone")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _unwrap(data: Any, key: str, operation: str) -> Any:

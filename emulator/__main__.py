@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
@@ -41,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    emulator = Emulator(config, access_log=args.access_log).start()
+    try:
+        emulator = Emulator(config, access_log=args.access_log).start()
+    except OSError as exc:
+        print(f"emulator: cannot listen on {args.host}:{args.port}: {_why(exc)}", file=sys.stderr)
+        return 1
     try:
         print(f"emulator listening on {emulator.url}", flush=True)
         settings = {
@@ -51,15 +56,28 @@ def main(argv: list[str] | None = None) -> int:
             "OS_PASSWORD": config.password,
             "OS_USER_DOMAIN_NAME": config.domain_name,
             "OS_PROJECT_ID": config.project_id,
+            "SMN_ENDPOINT": emulator.url,
         }
         lines = [f"export {key}={value}" for key, value in settings.items()]
-        lines.append(f"# seeded ACTIVE instances, e.g. {config.instances[0]}")
+        lines.append(f"# seeded ACTIVE instances, e.g. {config.instances[0]}; all of them:")
+        lines.append(f"#   curl {emulator.url}/_emulator/instances  (admin: docs/emulator.md)")
         print("\n".join(lines), file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
     finally:
         emulator.stop()
     return 0
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            "the port is in use (another emulator, or ./dev.sh serve?); "
+            "pick another with --port, or --port 0 for a free one"
+        )
+    if exc.errno == errno.EACCES:
+        return "not allowed (ports below 1024 need privileges); pick another with --port"
+    return exc.strerror or str(exc)
 
 
 if __name__ == "__main__":

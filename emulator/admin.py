@@ -12,7 +12,13 @@ from emulator.requestlog import RequestLog
 from emulator.state import COMPLETED, State
 from emulator.wire import Call, Handler, Response, Route
 
-TIMING_KEYS = ("backup_seconds", "token_ttl_seconds", "job_visible_after_seconds")
+TIMING_KEYS = (
+    "backup_seconds",
+    "token_ttl_seconds",
+    "job_visible_after_seconds",
+    "clock_offset_seconds",
+    "ignore_time_filters",
+)
 
 
 def reset(state: State, log: RequestLog) -> None:
@@ -47,6 +53,12 @@ def routes(state: State, log: RequestLog, faults: Faults) -> list[Route]:
         instance = views.instance(info, state.config.project_id)
         return Response(201 if created else 200, {"instance": instance})
 
+    def list_instances(call: Call) -> Response:
+        project = state.config.project_id
+        return Response(
+            200, {"instances": [views.instance(i, project) for i in state.list_instances()]}
+        )
+
     def add_backup(call: Call) -> Response:
         body = _body(call)
         instance_id = _str(body, "instance_id")
@@ -56,15 +68,26 @@ def routes(state: State, log: RequestLog, faults: Faults) -> list[Route]:
         begin = parse_api_time(begin_text) if begin_text else None
         if begin_text and begin is None:
             raise rules.ADMIN_BAD_REQUEST.error("begin_time format: 2020-07-07T01:17:05+0800")
-        backup = state.add_backup(
+        count = body.get("count", 1)
+        spacing = body.get("spacing_seconds", 3600)
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise rules.ADMIN_BAD_REQUEST.error("count must be an integer")
+        if isinstance(spacing, bool) or not isinstance(spacing, int | float):
+            raise rules.ADMIN_BAD_REQUEST.error("spacing_seconds must be a number")
+        seeded = state.add_backup(
             instance_id,
             backup_type=_str(body, "type") or "auto",
             name=_str(body, "name"),
             status=_str(body, "status") or COMPLETED,
             begin_time=begin,
             description=_str(body, "description") or "",
+            count=count,
+            spacing_seconds=float(spacing),
         )
-        return Response(201, {"backup": views.listed_backup(backup)})
+        if count == 1:
+            return Response(201, {"backup": views.listed_backup(seeded[0])})
+        # many: ids only, a listing of 10,000 would be the slow part
+        return Response(201, {"count": len(seeded), "ids": [b.id for b in seeded]})
 
     def show_config(call: Call) -> Response:
         return Response(200, {"config": state.configure().as_dict()})
@@ -72,16 +95,26 @@ def routes(state: State, log: RequestLog, faults: Faults) -> list[Route]:
     def set_config(call: Call) -> Response:
         body = _body(call)
         changes: dict[str, float] = {}
+        ignore: bool | None = None
         for key, value in body.items():
             if key not in TIMING_KEYS:
                 raise rules.ADMIN_BAD_REQUEST.error(f"unknown key {key!r}; use {TIMING_KEYS}")
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if key == "ignore_time_filters":
+                if not isinstance(value, bool):
+                    raise rules.ADMIN_BAD_REQUEST.error(f"{key} must be true or false")
+                ignore = value
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise rules.ADMIN_BAD_REQUEST.error(f"{key} must be a number")
+            if value < 0 and key != "clock_offset_seconds":
                 raise rules.ADMIN_BAD_REQUEST.error(f"{key} must be a number >= 0")
             changes[key] = float(value)
         timing = state.configure(
             backup_seconds=changes.get("backup_seconds"),
             token_ttl_seconds=changes.get("token_ttl_seconds"),
             job_visible_after_seconds=changes.get("job_visible_after_seconds"),
+            clock_offset_seconds=changes.get("clock_offset_seconds"),
+            ignore_time_filters=ignore,
         )
         return Response(200, {"config": timing.as_dict()})
 
@@ -108,6 +141,7 @@ def routes(state: State, log: RequestLog, faults: Faults) -> list[Route]:
         route("requests", "GET", "requests", requests),
         route("reset", "POST", "reset", do_reset),
         route("revoke_tokens", "POST", "revoke-tokens", revoke_tokens),
+        route("list_instances", "GET", "instances", list_instances),
         route("put_instance", "POST", "instances", put_instance),
         route("add_backup", "POST", "backups", add_backup),
         route("show_config", "GET", "config", show_config),

@@ -34,6 +34,11 @@ class EmulatorConfig:
     backup_seconds: float = 2.0
     token_ttl_seconds: float = 86400.0
     job_visible_after_seconds: float = 0.0
+    #: Seconds the emulated cloud's wall clock runs ahead of this machine's (negative: behind).
+    clock_offset_seconds: float = 0.0
+    #: Behave like an API that ignores ``begin_time``/``end_time`` of GET /backups (still
+    #: validated, then not applied), so clients' fallbacks can be tested.
+    ignore_time_filters: bool = False
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Timing:
     backup_seconds: float
     token_ttl_seconds: float
     job_visible_after_seconds: float
+    clock_offset_seconds: float = 0.0
+    ignore_time_filters: bool = False
 
     @classmethod
     def from_config(cls, config: EmulatorConfig) -> Timing:
@@ -50,11 +57,15 @@ class Timing:
             backup_seconds=config.backup_seconds,
             token_ttl_seconds=config.token_ttl_seconds,
             job_visible_after_seconds=config.job_visible_after_seconds,
+            clock_offset_seconds=config.clock_offset_seconds,
+            ignore_time_filters=config.ignore_time_filters,
         )
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | bool]:
         return {
             "backup_seconds": self.backup_seconds,
             "token_ttl_seconds": self.token_ttl_seconds,
             "job_visible_after_seconds": self.job_visible_after_seconds,
+            "clock_offset_seconds": self.clock_offset_seconds,
+            "ignore_time_filters": self.ignore_time_filters,
         }

@@ -104,11 +104,17 @@ class Emulator:
         backup_seconds: float | None = None,
         token_ttl_seconds: float | None = None,
         job_visible_after_seconds: float | None = None,
+        clock_offset_seconds: float | None = None,
+        ignore_time_filters: bool | None = None,
     ) -> Timing:
+        """Change timings (see ``State.configure``): also the cloud's clock offset against
+        this machine's, and whether GET /backups ignores its time filters."""
         return self.state.configure(
             backup_seconds=backup_seconds,
             token_ttl_seconds=token_ttl_seconds,
             job_visible_after_seconds=job_visible_after_seconds,
+            clock_offset_seconds=clock_offset_seconds,
+            ignore_time_filters=ignore_time_filters,
         )
 
     def put_instance(
@@ -132,15 +138,42 @@ class Emulator:
         description: str = "",
     ) -> str:
         """Seed a backup (default: a COMPLETED automated one); returns its id."""
-        backup = self.state.add_backup(
+        return self.add_backups(
+            instance_id,
+            1,
+            backup_type=backup_type,
+            name=name,
+            status=status,
+            begin_time=begin_time,
+            description=description,
+        )[0]
+
+    def add_backups(
+        self,
+        instance_id: str,
+        count: int,
+        *,
+        backup_type: str = "manual",
+        name: str | None = None,
+        status: str = COMPLETED,
+        begin_time: datetime | None = None,
+        spacing_seconds: float = 3600.0,
+        description: str = "",
+    ) -> list[str]:
+        """Seed ``count`` backups in one step, newest (``begin_time``, default now) first, each
+        next one ``spacing_seconds`` older: a long history for tests and benchmarks. Over HTTP:
+        ``POST /_emulator/backups`` with ``count`` and ``spacing_seconds``."""
+        seeded = self.state.add_backup(
             instance_id,
             backup_type=backup_type,
             name=name,
             status=status,
             begin_time=begin_time,
             description=description,
+            count=count,
+            spacing_seconds=spacing_seconds,
         )
-        return backup.id
+        return [backup.id for backup in seeded]
 
     def issue_token(self) -> str:
         """A valid project token without an IAM round trip."""

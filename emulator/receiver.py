@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,8 +32,15 @@ class ReceivedCallback:
 class CallbackReceiver:
     """``with CallbackReceiver(secret) as receiver: … receiver.wait_for(1)``."""
 
-    def __init__(self, secret: str | None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        secret: str | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_receive: Callable[[ReceivedCallback], None] | None = None,
+    ) -> None:
         self._webhook = Webhook(secret) if secret else None
+        self._on_receive = on_receive  # e.g. ./dev.sh serve prints each callback as it arrives
         self.status = 200
         self.delay_seconds = 0.0
         self.next_statuses: list[int] = []  # answered first, in order, before ``status``
@@ -95,10 +103,13 @@ class CallbackReceiver:
             payload = None
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
+        received = ReceivedCallback(path, headers, body, verified, payload)
         with self._changed:
-            self._received.append(ReceivedCallback(path, headers, body, verified, payload))
+            self._received.append(received)
             self._changed.notify_all()
             status = self.next_statuses.pop(0) if self.next_statuses else self.status
+        if self._on_receive is not None:
+            self._on_receive(received)
         return status if verified else 401
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

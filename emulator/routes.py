@@ -13,7 +13,7 @@ import time
 import traceback
 import uuid
 
-from emulator import admin, iam, rules, views
+from emulator import admin, iam, rules, smn, views
 from emulator.auth import authenticate
 from emulator.faults import DropConnection, Faults
 from emulator.requestlog import RequestLog, record_of
@@ -29,6 +29,7 @@ class App:
         self.state = state
         self.log = log
         self.faults = Faults()
+        self.smn = smn.SmnSigner()
         self.identity = iam.Identity.from_config(state.config)
         self.routes: list[Route] = [
             Route("issue_token", "POST", re.compile(r"/v3/auth/tokens"), self.issue_token),
@@ -38,6 +39,7 @@ class App:
             _api("show_job", "GET", r"/jobs", self.show_job),
             _api("show_instance", "GET", r"/instances/(?P<instance_id>[^/]+)", self.show_instance),
             *admin.routes(state, log, self.faults),
+            *smn.routes(self.smn),
         ]
 
     def handle(self, request: Request) -> Response:

@@ -124,11 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def _send(self, response: Response) -> None:
-        payload = json.dumps(response.body).encode()
+        payload = json.dumps(response.body).encode() if response.raw is None else response.raw
+        headers = {"Content-Type": "application/json", **response.headers}
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in response.headers.items():
+        for name, value in headers.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")

@@ -15,7 +15,7 @@ import math
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from emulator import rules
@@ -35,6 +35,8 @@ JOB_FAILED = "Failed"
 BACKUP_JOB_NAME = "CreateGaussDBforMySQLBackup"
 FAIL_REASON = "Backup failed: the backup lock could not be obtained on the DB instance."
 BACKUP_SIZE_MB = 2048
+#: Most backups one admin call may seed.
+MAX_SEEDED = 100_000
 
 
 @dataclass
@@ -131,7 +133,7 @@ class State:
             self._jobs.clear()
             self._tokens.clear()
             self._instances.clear()
-            created = self._clock.now() - timedelta(days=30)
+            created = self.now() - timedelta(days=30)
             for number, instance_id in enumerate(self.config.instances, start=1):
                 self._instances[instance_id] = Instance(
                     id=instance_id,
@@ -150,8 +152,15 @@ class State:
         backup_seconds: float | None = None,
         token_ttl_seconds: float | None = None,
         job_visible_after_seconds: float | None = None,
+        clock_offset_seconds: float | None = None,
+        ignore_time_filters: bool | None = None,
     ) -> Timing:
-        """Change timings; they apply to backups, jobs and tokens created afterwards."""
+        """Change timings; they apply to backups, jobs and tokens created afterwards.
+
+        ``clock_offset_seconds`` moves the cloud's wall clock (timestamps it writes, and "now"
+        for backups seeded without a time) against the machine's; ``ignore_time_filters`` makes
+        GET /backups ignore ``begin_time``/``end_time`` as an API that lacks them would.
+        """
         with self._lock:
             if backup_seconds is not None:
                 self.timing.backup_seconds = backup_seconds
@@ -159,7 +168,15 @@ class State:
                 self.timing.token_ttl_seconds = token_ttl_seconds
             if job_visible_after_seconds is not None:
                 self.timing.job_visible_after_seconds = job_visible_after_seconds
+            if clock_offset_seconds is not None:
+                self.timing.clock_offset_seconds = clock_offset_seconds
+            if ignore_time_filters is not None:
+                self.timing.ignore_time_filters = ignore_time_filters
             return copy.copy(self.timing)
+
+    def now(self) -> datetime:
+        """The cloud's wall clock: the machine's, moved by ``clock_offset_seconds``."""
+        return self._clock.now() + timedelta(seconds=self.timing.clock_offset_seconds)
 
     def put_instance(
         self,
@@ -172,7 +189,7 @@ class State:
         """Add or replace an instance (its backups stay). Returns (info, created)."""
         with self._lock:
             self._advance()
-            now = self._clock.now()
+            now = self.now()
             existing = self._instances.get(instance_id)
             if existing is None:
                 instance = Instance(
@@ -191,6 +208,12 @@ class State:
                 existing.updated = now
             return self._info(instance_id), existing is None
 
+    def list_instances(self) -> list[InstanceInfo]:
+        """Every instance with its current status, in the order they were added."""
+        with self._lock:
+            self._advance()
+            return [self._info(instance_id) for instance_id in self._instances]
+
     def add_backup(
         self,
         instance_id: str,
@@ -200,8 +223,20 @@ class State:
         status: str = COMPLETED,
         begin_time: datetime | None = None,
         description: str = "",
-    ) -> Backup:
-        """Seed a backup (typically an automated one) without going through the API."""
+        count: int = 1,
+        spacing_seconds: float = 3600.0,
+    ) -> list[Backup]:
+        """Seed backups (typically automated ones) without going through the API.
+
+        ``count`` > 1 seeds that many in one step (cheap: one lock, one state pass), the
+        first at ``begin_time`` (default now) and each next one ``spacing_seconds`` older;
+        names get a ``-<n>`` suffix so they stay distinct. This is how a test or a benchmark
+        gives an instance a long history (10,000 old manual backups in well under a second).
+        """
+        if not 1 <= count <= MAX_SEEDED:
+            raise rules.ADMIN_BAD_REQUEST.error(f"count must be 1 to {MAX_SEEDED}")
+        if spacing_seconds < 0:
+            raise rules.ADMIN_BAD_REQUEST.error("spacing_seconds must be >= 0")
         with self._lock:
             self._advance()
             instance = self._instances.get(instance_id)
@@ -211,32 +246,37 @@ class State:
                 raise rules.ADMIN_BAD_REQUEST.error(f"type must be one of {rules.BACKUP_TYPES}")
             if status not in BACKUP_STATUSES:
                 raise rules.ADMIN_BAD_REQUEST.error(f"status must be one of {BACKUP_STATUSES}")
-            begin = begin_time or self._clock.now()
-            if begin.tzinfo is None:
-                begin = begin.replace(tzinfo=UTC)
-            backup = Backup(
-                id=new_backup_id(),
-                name=name or f"{instance.name}-{backup_type}-{begin:%Y%m%d%H%M%S}",
-                description=description,
-                instance_id=instance_id,
-                type=backup_type,
-                status=BUILDING,
-                begin=begin,
-                start_mono=self._clock.monotonic(),
-                duration=self.timing.backup_seconds,
-                seq=next(self._seq),
-            )
-            if status != BUILDING:
-                self._finish(backup, failed=status == FAILED)
-                backup.status = status
-            self._backups[backup.id] = backup
-            return copy.copy(backup)
+            first = begin_time or self.now()
+            if first.tzinfo is None:
+                first = first.replace(tzinfo=UTC)
+            seeded: list[Backup] = []
+            for number in range(count):
+                begin = first - timedelta(seconds=spacing_seconds * number)
+                label = name or f"{instance.name}-{backup_type}-{begin:%Y%m%d%H%M%S}"
+                backup = Backup(
+                    id=new_backup_id(),
+                    name=label if count == 1 else f"{label}-{number}",
+                    description=description,
+                    instance_id=instance_id,
+                    type=backup_type,
+                    status=BUILDING,
+                    begin=begin,
+                    start_mono=self._clock.monotonic(),
+                    duration=self.timing.backup_seconds,
+                    seq=next(self._seq),
+                )
+                if status != BUILDING:
+                    self._finish(backup, failed=status == FAILED)
+                    backup.status = status
+                self._backups[backup.id] = backup
+                seeded.append(copy.copy(backup))
+            return seeded
 
     # --- IAM --------------------------------------------------------------------------------
     def issue_token(self, project_id: str | None) -> Token:
         with self._lock:
             ttl = self.timing.token_ttl_seconds
-            issued = self._clock.now()
+            issued = self.now()
             token = Token(
                 value="MIIT" + secrets.token_urlsafe(96),
                 project_id=project_id,
@@ -273,7 +313,7 @@ class State:
                 raise rules.INSTANCE_FROZEN.error()
             if instance.status != "ACTIVE":
                 raise rules.INSTANCE_BUSY.error()
-            now, mono = self._clock.now(), self._clock.monotonic()
+            now, mono = self.now(), self._clock.monotonic()
             duration = self.timing.backup_seconds
             job_id = str(uuid.uuid4())
             backup = Backup(
@@ -308,6 +348,8 @@ class State:
         """Matches newest first, paged; the count is of all matches."""
         with self._lock:
             self._advance()
+            if self.timing.ignore_time_filters:
+                query = replace(query, begin=None, end=None)
             matches = [b for b in self._backups.values() if _matches(b, query)]
             matches.sort(key=lambda b: (b.begin, b.seq), reverse=True)
             page = matches[query.offset : query.offset + query.limit]

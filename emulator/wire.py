@@ -31,6 +31,8 @@ class Response:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    #: Sent instead of ``body`` as JSON, with the Content-Type of ``headers`` (a certificate).
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ Two entry points serve them:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Protocol
 
 from config import Settings
 from errors import InvalidEventError
@@ -21,6 +23,12 @@ from events import apig, cloudevents, functiongraph, generic, github, gitlab, pu
 from events.base import Delivery, Envelope, EventSource, Headers
 
 __all__ = ["EVENT", "SOURCES", "WEBHOOK", "Entry", "receive"]
+
+
+class _Recognisable(Protocol):
+    LABEL: str
+
+    def matches(self, headers: Headers, body: bytes) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,9 @@ class Entry:
     verified_by_platform: bool
     queue: bool
     envelopes: tuple[Envelope, ...] = ()
+    #: What the other entry point takes, to point a misdirected request there.
+    elsewhere: tuple[_Recognisable, ...] = ()
+    other: str = ""
 
     def envelope(self, headers: Headers, body: bytes) -> Envelope | None:
         return next((e for e in self.envelopes if e.matches(headers, body)), None)
@@ -39,10 +50,37 @@ class Entry:
     def detect(self, headers: Headers, body: bytes) -> EventSource:
         for source in self.sources:
             if source.matches(headers, body):
+                if source is generic:  # the fallback: first, is it meant for the other one?
+                    self._misdirected(headers, body)
                 return source
+        self._misdirected(headers, body)
         labels = [e.LABEL for e in self.envelopes] + [s.LABEL for s in self.sources]
         accepted = "; ".join(labels)
         raise InvalidEventError(f"the request matches no source accepted here: {accepted}")
+
+    def _misdirected(self, headers: Headers, body: bytes) -> None:
+        for source in self.elsewhere:
+            if source.matches(headers, body):
+                kind = "a queue delivery" if self.other == "event" else "a webhook delivery"
+                raise InvalidEventError(
+                    f"the request matches no source accepted here: this is {kind} "
+                    f"({source.LABEL}); send it to the `{self.other}` entry point"
+                )
+
+
+class _GenericShape:
+    """The generic event by its shape (a JSON object with ``event``), not by its headers:
+    on ``event``, where any JSON would match the generic source's own test."""
+
+    LABEL = generic.LABEL
+
+    @staticmethod
+    def matches(headers: Headers, body: bytes) -> bool:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return False
+        return isinstance(document, dict) and "event" in document
 
 
 WEBHOOK = Entry(
@@ -50,6 +88,8 @@ WEBHOOK = Entry(
     sources=(github, gitlab, smn, cloudevents, generic),
     verified_by_platform=False,
     queue=False,
+    elsewhere=(apig, pubsub, functiongraph),
+    other="event",
 )
 EVENT = Entry(
     name="event",
@@ -57,6 +97,8 @@ EVENT = Entry(
     verified_by_platform=True,
     queue=True,
     envelopes=(apig,),
+    elsewhere=(github, gitlab, smn, _GenericShape()),
+    other="webhook",
 )
 
 SOURCES: tuple[EventSource, ...] = tuple(dict.fromkeys(WEBHOOK.sources + EVENT.sources))

@@ -56,6 +56,7 @@ __all__ = [
     "require_json",
     "single",
     "target_instances",
+    "trigger_key",
     "unmapped",
     "validate",
 ]
@@ -463,15 +464,45 @@ def target_instances(
     return [instance_id] if instance_id is not None else list(instance_ids or ())
 
 
-def fan_out(instance_ids: Sequence[str], *, key: str, **fields: Any) -> list[Trigger]:
+def trigger_key(source: str, *parts: str | int) -> str:
+    """An idempotency key: the source and what identifies the trigger, as a compact JSON array.
+
+    Unambiguous whatever the parts hold (``@``, ``:``, quotes): two different lists of parts
+    never give the same key, which plain concatenation cannot promise
+    (``rel-2`` + ``@A`` versus ``rel-2@A``).
+    """
+    return json.dumps([source, *(str(part) for part in parts)], separators=(",", ":"))
+
+
+def fan_out(
+    instance_ids: Sequence[str],
+    *,
+    key: Sequence[str | int],
+    previous_key: str | None = None,
+    **fields: Any,
+) -> list[Trigger]:
     """One ``Trigger`` per instance, in the event's order.
 
-    With one instance the key is the event's own, so ``instance_ids: [x]`` is the same trigger
-    as ``instance_id: x``. With several, each key gains its instance: every instance gets its
-    own backup name hash, description marker and callback ``webhook-id``s.
+    ``key`` is the source followed by what identifies the event; every trigger's key ends
+    with its instance (``trigger_key``), so each instance gets its own backup name hash,
+    description marker and callback ``webhook-id``s. ``previous_key`` is what the previous
+    release used as the event's key (it added ``@<instance>`` only for several instances);
+    the look-up still recognises backups made under it.
     """
+    source, *parts = key
     several = len(instance_ids) > 1
     return [
-        Trigger(instance_id=instance, key=f"{key}@{instance}" if several else key, **fields)
+        Trigger(
+            instance_id=instance,
+            key=trigger_key(str(source), *parts, instance),
+            previous_key=(
+                None
+                if previous_key is None
+                else f"{previous_key}@{instance}"
+                if several
+                else previous_key
+            ),
+            **fields,
+        )
         for instance in instance_ids
     ]

@@ -4,23 +4,35 @@ This is what Knative Eventing delivers (a Broker's Trigger, a KafkaSource: type
 ``dev.knative.kafka.event``, id ``partition:<n>/offset:<n>``), and what Eventarc delivers on
 Cloud Run. The ``cloudevents`` library reads the binary and structured modes; a batch
 (``application/cloudevents-batch+json``, a JSON array of structured events) is read one
-event at a time, so one bad event is reported on its own and the others still count.
+event at a time, so one bad event is reported on its own and the others still count. An
+empty batch is valid (HTTP binding §3.3.2): acknowledged, with no records.
+
+Binary mode's ``ce-*`` header values are unquoted and percent-decoded as the HTTP binding
+says (§3.1.3.2); a value that is not UTF-8 then is refused, not repaired. So one event sent
+in binary and in structured mode has the same attributes, the same key, one backup.
 
 Accepted types are ``EVENT_TYPES`` (patterns, ``*`` matches anything); an event of another
-type is acknowledged and ignored, so a Broker does not redeliver it. The key is the event's
-``source`` and ``id``, which CloudEvents defines as unique together.
+type is acknowledged and ignored, so a Broker does not redeliver it. The key is the data's
+own ``id`` when it has one (a producer that sends one event again, at a new offset or under
+a new CloudEvents id, gets its first backup back), else the event's ``source`` and ``id``,
+which CloudEvents defines as unique together. The ``time`` attribute is when it was sent.
 
 On ``webhook`` a CloudEvent is authenticated like the generic event (Standard Webhooks
-signature with ``WEBHOOK_SECRET``, or ``Authorization: Bearer <WEBHOOK_TOKEN>``); on
-``event`` the platform has authenticated the sender.
+signature with ``WEBHOOK_SECRET``, or ``Authorization: Bearer <WEBHOOK_TOKEN>``), which
+covers the body only: it is accepted in structured or batched mode, where every attribute is
+inside the body; binary mode (attributes in ``ce-*`` headers that nothing signs) is refused.
+On ``event`` the platform has authenticated the sender, and every mode is accepted.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import re
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, Literal
+from urllib.parse import unquote_to_bytes
 
 from cloudevents.exceptions import GenericException
 from cloudevents.http import CloudEvent, from_http
@@ -53,6 +65,7 @@ LABEL = (
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 _BINARY_HEADERS = ("ce-specversion", "ce-id", "ce-source", "ce-type")
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 class Attributes(BaseModel):
@@ -66,6 +79,7 @@ class Attributes(BaseModel):
     type: str = Field(min_length=1)
     datacontenttype: str | None = None
     subject: str | None = None
+    time: str | None = None
 
 
 def matches(headers: Headers, body: bytes) -> bool:
@@ -75,8 +89,15 @@ def matches(headers: Headers, body: bytes) -> bool:
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
-    """On ``webhook``: the generic event's Standard Webhooks signature or bearer token."""
+    """On ``webhook``: the generic event's Standard Webhooks signature or bearer token, over
+    the body; so the attributes must be in the body too (structured or batched mode)."""
     generic.verify(headers, body, settings)
+    if not media_type(headers).startswith("application/cloudevents"):
+        raise UnsupportedMediaError(
+            "binary-mode CloudEvents are not accepted on webhook: their ce-* headers are outside "
+            f"the signature. Send structured mode (Content-Type: {STRUCTURED}), which puts "
+            "every attribute in the signed body"
+        )
 
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
@@ -97,7 +118,35 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
             "ce-type",
             [FieldError(field=name, rule="is required") for name in missing],
         )
-    return _single(_read(headers, body), settings)
+    return _single(_read(_decoded(headers), body), settings)
+
+
+def _decoded(headers: Headers) -> dict[str, str]:
+    """The headers with every ``ce-*`` value decoded per the HTTP binding (§3.1.3.2)."""
+    return {
+        name: _header_value(name, value) if name.startswith("ce-") else value
+        for name, value in headers.items()
+    }
+
+
+def _header_value(name: str, value: str) -> str:
+    """Undo RFC 7230 quoting (older senders), then one round of percent-decoding; the bytes
+    must be UTF-8 (an invalid or overlong sequence such as ``%C0%A0`` is refused)."""
+    text = value.strip(" \t")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = _QUOTED_PAIR.sub(r"\1", text[1:-1])
+    try:
+        return unquote_to_bytes(text.encode("latin-1")).decode("utf-8")
+    except UnicodeError:
+        raise InvalidEventError(
+            f"the {name} header is not valid percent-encoded UTF-8",
+            [
+                FieldError(
+                    field=name,
+                    rule="must be UTF-8, percent-encoded (CloudEvents HTTP binding 3.1.3.2)",
+                )
+            ],
+        ) from None
 
 
 def _single(event: CloudEvent, settings: Settings) -> Delivery:
@@ -111,7 +160,7 @@ def _batch(body: bytes, settings: Settings) -> Delivery:
     if not isinstance(items, list):
         raise InvalidEventError(f"a {BATCH} body must be a JSON array of CloudEvents")
     if not items:
-        raise InvalidEventError("the CloudEvents batch is empty")
+        return Delivery(records=(), batch=True)  # valid (HTTP binding 3.3.2): nothing to do
     records = tuple(
         record
         for index, item in enumerate(items)
@@ -178,7 +227,19 @@ def _accept(event: CloudEvent, attributes: Attributes, settings: Settings) -> li
         data,
         source=NAME,
         key=f"{attributes.source} {attributes.id}",
+        identity=("ce", attributes.source, attributes.id),
         fallback_id=attributes.id,
         field="data",
         settings=settings,
+        sent_at=_time(attributes.time),
     )
+
+
+def _time(value: str | None) -> datetime | None:
+    """The ``time`` attribute (RFC 3339); one that cannot be read is no time."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -5,11 +5,12 @@ otc-functiongraph-python-runtime repository, ``fg-events/*/resources``):
 
 - SMN trigger: ``{"record": [{"event_source": "smn", "smn": {"message", "message_id",
   "topic_urn", …}}, …], "functionname", "requestId", "timestamp"}``: each record's
-  ``message`` is a generic event, its ``message_id`` the key.
+  ``message`` is a generic event, keyed on its own ``id``, else the ``message_id``.
 - DMS for Kafka (and open-source Kafka) trigger: ``{"trigger_type": "KAFKA", "instance_id",
   "records": [{"topic_id", "messages": ["…", …]}]}``: each message is a generic event (a
-  string, or an object whose ``message`` is one). Kafka messages carry no id here, so the
-  key is the topic and the hash of the message: the same message redelivered has the same.
+  string, or an object whose ``message`` is one), keyed on its own ``id``. Kafka messages
+  carry no id here, so without one the key is the topic and the hash of the message: the
+  same message redelivered has the same.
 - Timer trigger: ``{"trigger_type": "TIMER", "trigger_name", "time", "user_event"}``: the
   ``user_event`` (a string) is the generic event; the key is the trigger and its firing time.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -95,6 +97,7 @@ class KafkaRecord(_Wire):
 
 class KafkaTriggerEvent(_Wire):
     event_version: str = ""
+    event_time: int | None = None
     trigger_type: Literal["KAFKA"]
     region: str = ""
     instance_id: str = ""
@@ -158,6 +161,7 @@ def _smn(document: dict[str, Any], settings: Settings) -> Delivery:
             key=item.smn.message_id,
             field=f"record.{index}.smn.message",
             settings=settings,
+            sent_at=_time(item.smn.timestamp),
         )
 
     return Delivery(records=tuple(_each(event.record, record)), batch=True)
@@ -185,6 +189,7 @@ def _kafka(document: dict[str, Any], settings: Settings) -> Delivery:
             fallback_id=f"sha256:{digest}",
             field=field,
             settings=settings,
+            sent_at=_unix_time(event.event_time),
         )
 
     return Delivery(records=tuple(_each(located, record)), batch=True)
@@ -198,15 +203,35 @@ def _timer(document: dict[str, Any], settings: Settings) -> Delivery:
     event = validate(TimerTriggerEvent, document, "FunctionGraph timer trigger event")
 
     def read() -> list[Trigger]:
+        # Each firing is its own trigger: the user event is the timer's fixed text, so its
+        # ``id`` is the same every time and must not make all firings one.
         return generic.wrapped_trigger(
             event.user_event,
             source="timer",
             key=f"{event.trigger_name}@{event.time}",
+            identity=("firing", event.trigger_name, event.time),
+            body_id_wins=False,
             field="user_event",
             settings=settings,
+            sent_at=_time(event.time),
         )
 
     return Delivery(records=attempt(read), batch=True)
+
+
+def _time(value: str) -> datetime | None:
+    """An ISO 8601 time as FunctionGraph writes it; one that cannot be read is no time."""
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _unix_time(value: int | None) -> datetime | None:
+    try:
+        return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _each(items: list[T], read: Callable[[int, T], list[Trigger]]) -> list[Record]:

@@ -10,9 +10,11 @@ An event naming several instances (``instance_ids``) gives one trigger per insta
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,7 +22,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from config import Settings
-from errors import InvalidEventError, UnauthorizedError
+from errors import FieldError, InvalidEventError, UnauthorizedError
 from events.base import (
     Delivery,
     Headers,
@@ -30,7 +32,6 @@ from events.base import (
     media_type,
     require_json,
     target_instances,
-    validate,
 )
 from models import BackupDescription, BackupName, InstanceId, Trigger
 
@@ -40,6 +41,7 @@ __all__ = [
     "GenericEventModel",
     "matches",
     "parse",
+    "signed_with_standard_webhooks",
     "verify",
     "verify_standard_webhooks",
     "wrapped_trigger",
@@ -88,8 +90,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
         raise UnauthorizedError(
             "no WEBHOOK_SECRET or WEBHOOK_TOKEN is configured: unsigned events are refused"
         )
-    signed = any(name in headers for name in _SIGNATURE_HEADERS)
-    if signed and secrets:
+    if signed_with_standard_webhooks(headers, settings):
         verify_standard_webhooks(headers, body, secrets)
         return
     bearer = _bearer(headers)
@@ -151,19 +152,36 @@ def _signature_problem(library_message: str) -> str:
     return "the webhook signature does not match the body"
 
 
+def signed_with_standard_webhooks(headers: Headers, settings: Settings) -> bool:
+    """Whether ``verify`` checks this request's Standard Webhooks signature (not a bearer token):
+    only then are ``webhook-id`` and ``webhook-timestamp`` signed material."""
+    return bool(settings.webhook_secrets) and any(name in headers for name in _SIGNATURE_HEADERS)
+
+
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
-    """One trigger per instance; the key is the event's ``id``, else the delivery's id, else the
-    body's hash (with the instance added when there are several)."""
+    """One trigger per instance, keyed on signed material only: the event's ``id``, else the
+    signed ``webhook-id``, else the body's hash.
+
+    ``sent_at`` stays ``None``: the generic event carries no time of its own, and the signed
+    ``webhook-timestamp`` is the time of this attempt (a sender re-signs every retry, so that it
+    passes the 5-minute check), not when the event was made; as the start of the look-up's
+    window it would hide the backup an earlier attempt made.
+    """
     require_json(headers)
     document = json_object(body, max_depth=settings.max_json_depth)
-    try:
-        event = GenericEventModel.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidEventError("the pre-deploy event is invalid", field_errors(exc)) from None
-    trigger_id = (
-        event.id or headers.get("webhook-id") or "sha256:" + hashlib.sha256(body).hexdigest()
-    )
-    triggers = _triggers(event, NAME, f"{NAME}:{trigger_id}", trigger_id, settings, "")
+    event = _event(document, "")
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    signed = signed_with_standard_webhooks(headers, settings)
+    webhook_id = headers.get("webhook-id", "") if signed else ""
+    identity: tuple[str, ...]
+    if event.id:
+        identity, trigger_id = ("id", event.id), event.id
+    elif webhook_id:
+        identity, trigger_id = ("webhook-id", webhook_id), webhook_id
+    else:
+        identity, trigger_id = ("sha256", digest.removeprefix("sha256:")), digest
+    previous = f"{NAME}:{event.id or headers.get('webhook-id') or digest}"
+    triggers = _triggers(event, NAME, (NAME, *identity), trigger_id, settings, "", previous, None)
     return Delivery(records=tuple(triggers))
 
 
@@ -175,36 +193,80 @@ def wrapped_trigger(
     field: str,
     settings: Settings,
     fallback_id: str | None = None,
+    identity: Sequence[str] | None = None,
+    body_id_wins: bool = True,
+    sent_at: datetime | None = None,
 ) -> list[Trigger]:
     """The generic event another sender carries at ``field`` (named in errors): its triggers,
     one per instance.
 
-    ``key`` is the transport's id for the message (a redelivery carries the same one); the
-    trigger's key is ``source:key``. The trigger id reported back is the event's own ``id``
-    when it has one, else ``fallback_id``, else ``key``.
+    ``key`` is the transport's id for the message (a redelivery carries the same one), and
+    ``identity`` the same as parts, led by a word for what they are (default
+    ``("message", key)``). The event's own ``id``, when it has one, wins over both: a producer
+    that sends one event again under a new message id or offset gets its first backup back.
+    Sources whose events are not made by a producer (a timer's fixed ``user_event``) pass
+    ``body_id_wins=False``. The trigger id reported back is the event's own ``id`` when it has
+    one, else ``fallback_id``, else ``key``.
     """
     document = (
         payload
         if isinstance(payload, dict)
         else json_object(payload, field, settings.max_json_depth)
     )
-    event = validate(GenericEventModel, document, "pre-deploy event", prefix=f"{field}.")
+    event = _event(document, f"{field}.")
     trigger_id = event.id or fallback_id or key
-    return _triggers(event, source, f"{source}:{key}", trigger_id, settings, f"{field}.")
+    parts: tuple[str, ...] = tuple(identity) if identity is not None else ("message", key)
+    if body_id_wins and event.id:
+        parts = ("id", event.id)
+    return _triggers(
+        event,
+        source,
+        (source, *parts),
+        trigger_id,
+        settings,
+        f"{field}.",
+        f"{source}:{key}",
+        sent_at,
+    )
+
+
+def _event(document: Any, prefix: str) -> GenericEventModel:
+    """The event, or one error naming every invalid field at once: the unknown ones (with the
+    known name they resemble) and the missing ones together."""
+    try:
+        return GenericEventModel.model_validate(document)
+    except ValidationError as exc:
+        errors = field_errors(exc, prefix)
+    known = list(GenericEventModel.model_fields)
+    for index, error in enumerate(errors):
+        name = error.field.removeprefix(prefix)
+        close = difflib.get_close_matches(name, known, n=1) if "." not in name else []
+        if error.rule == "is not a known field" and close:
+            rule = f"is not a known field (did you mean {close[0]}?)"
+            errors[index] = FieldError(error.field, rule)
+    named = {error.field for error in errors}
+    targetless = isinstance(document, dict) and not {"instance_id", "instance_ids"} & set(document)
+    if targetless and prefix + "instance_id" not in named:
+        rule = "is required (or instance_ids, a list of them)"
+        errors.append(FieldError(prefix + "instance_id", rule))
+    raise InvalidEventError("the pre-deploy event is invalid", errors) from None
 
 
 def _triggers(
     event: GenericEventModel,
     source: str,
-    key: str,
+    key: Sequence[str],
     trigger_id: str,
     settings: Settings,
     prefix: str,
+    previous_key: str,
+    sent_at: datetime | None,
 ) -> list[Trigger]:
     instances = target_instances(event.instance_id, event.instance_ids, settings, prefix=prefix)
     return fan_out(
         instances,
         key=key,
+        previous_key=previous_key,
         source=source,
         trigger_id=trigger_id,
         name=event.name,
@@ -212,4 +274,5 @@ def _triggers(
         callback_url=event.callback_url or settings.callback_url,
         wait=event.wait,
         dry_run=event.dry_run,
+        sent_at=sent_at,
     )

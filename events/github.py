@@ -1,10 +1,13 @@
 """GitHub webhooks: ``deployment`` events start a backup, ``ping`` says the hook is set up.
 
 GitHub signs the raw body: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256>`` with the
-webhook's secret (``GITHUB_WEBHOOK_SECRET``). The signature covers no time, so a replayed
-delivery verifies; it carries the same ``X-GitHub-Delivery`` GUID (GitHub keeps it for
-redeliveries too), which is the idempotency key. Without the secret configured, every
-delivery is refused. The trigger id reported back is ``deployment-<deployment.id>``.
+webhook's secret (``GITHUB_WEBHOOK_SECRET``). Without the secret configured, every delivery
+is refused. The signature covers the body only: no header, no time. So the idempotency key
+is the deployment's identity in the body, ``repository.id`` and ``deployment.id`` (the
+repository's id survives a rename, its ``full_name`` does not): a captured delivery replayed
+under a new ``X-GitHub-Delivery`` is the same deployment and gets its backup back, never a
+second one. ``X-GitHub-Delivery`` is for the logs only. ``deployment.created_at`` (signed)
+is when the event was made. The trigger id reported back is ``deployment-<deployment.id>``.
 
 The instance is ``deployment.payload.instance_id`` (set by whoever creates the deployment),
 else ``INSTANCE_MAP[deployment.environment]``; the callback URL is
@@ -19,12 +22,13 @@ import hashlib
 import hmac
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config import Settings
-from errors import InvalidEventError, UnauthorizedError
+from errors import UnauthorizedError
 from events.base import (
     Delivery,
     Headers,
@@ -33,6 +37,7 @@ from events.base import (
     mapped_instance,
     require_json,
     single,
+    trigger_key,
     unmapped,
     validate,
 )
@@ -63,6 +68,7 @@ class Deployment(BaseModel):
     ref: str = ""
     sha: str = ""
     task: str = ""
+    created_at: datetime | None = None
     payload: DeploymentPayload = Field(default_factory=DeploymentPayload)
 
     @field_validator("payload", mode="before")
@@ -83,6 +89,7 @@ class Deployment(BaseModel):
 class Repository(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    id: int
     full_name: str = ""
 
 
@@ -93,7 +100,7 @@ class DeploymentEvent(BaseModel):
 
     action: str = "created"
     deployment: Deployment
-    repository: Repository | None = None
+    repository: Repository
 
 
 def matches(headers: Headers, body: bytes) -> bool:
@@ -135,24 +142,27 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
         return single(
             Note("ignored", f"GitHub {shown} start no backup: subscribe to deployment events")
         )
-    delivery_id = headers.get("x-github-delivery", "").strip()
-    if not delivery_id:
-        raise InvalidEventError("missing X-GitHub-Delivery header: it is the idempotency key")
-    deployment = validate(
+    event = validate(
         DeploymentEvent,
         json_object(body, max_depth=settings.max_json_depth),
         "GitHub deployment event",
-    ).deployment
+    )
+    deployment = event.deployment
     instance_id = deployment.payload.instance_id or mapped_instance(
         deployment.environment, settings
     )
     if instance_id is None:
         return single(unmapped(deployment.environment, settings))
+    delivery_id = headers.get("x-github-delivery", "").strip()
     trigger = Trigger(
         source=NAME,
-        key=f"{NAME}:{delivery_id}",
+        key=trigger_key(NAME, "deployment", event.repository.id, deployment.id, instance_id),
+        # The previous release keyed on the unsigned delivery id; the name it gave holds the
+        # (signed) deployment id, so only this deployment's earlier backup can match it.
+        previous_key=f"{NAME}:{delivery_id}" if delivery_id else None,
         trigger_id=f"deployment-{deployment.id}",
         instance_id=instance_id,
         callback_url=deployment.payload.callback_url or settings.callback_url,
+        sent_at=deployment.created_at,
     )
     return single(trigger)

@@ -1,4 +1,4 @@
-"""GitLab webhooks: a deployment that starts running, or a pipeline that does, starts a backup.
+"""GitLab webhooks: a deployment that starts running starts a backup.
 
 GitLab proves the sender with the hook's secret token, sent as is in ``X-Gitlab-Token``
 (compared in constant time with ``GITLAB_WEBHOOK_TOKEN``), or, where the hook has a signing
@@ -7,9 +7,18 @@ token, with a Standard Webhooks signature (``webhook-id`` = ``Idempotency-Key``,
 With a signing token configured, a signature is required: a request with the plain token
 alone is refused, so a leaked token cannot stand in for the signature.
 
-``Idempotency-Key`` (GitLab 17.4+, the same on every retry of one event) is the key; older
-GitLab versions send ``X-Gitlab-Event-UUID``, else the body's hash is used. The instance is
-``INSTANCE_MAP[environment]``. Events that start no backup (other statuses, other kinds,
+A backup is made when a deploy actually starts: the Deployment Hook with status ``running``.
+The key is the deployment's identity in the body, ``project.id`` and ``deployment_id``, not
+``Idempotency-Key`` or ``X-Gitlab-Event-UUID`` (headers that no signature covers; they go
+to the logs only): a redelivery, or a replay under new headers, gets the deployment's backup
+back. A retried deploy job is a new deployment in GitLab (a new ``deployment_id``), and so
+gets a backup of its own, taken right before it runs; so does every new deployment. The
+token signs nothing, so whoever holds it can still send made-up deployments: the signing
+token is the stronger choice. The deployment's ``status_changed_at`` is when it was sent.
+
+Pipeline hooks start no backup: a pipeline is ``running`` long before (or without ever)
+running its deploy job (a manual production job that nobody starts), and turns ``running``
+again on every retried job. Events that start no backup (other statuses, other kinds,
 environments that map to no instance) are acknowledged with ``200`` and the reason: GitLab
 disables a hook after a few failed deliveries, which would cost the deployments that do map.
 """
@@ -18,9 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from config import Settings
 from errors import UnauthorizedError
@@ -28,28 +38,41 @@ from events.base import (
     Delivery,
     Headers,
     Note,
-    Record,
     json_object,
     mapped_instance,
     require_json,
     single,
+    trigger_key,
     unmapped,
     validate,
 )
 from events.generic import verify_standard_webhooks
 from models import Trigger
 
-__all__ = ["LABEL", "NAME", "DeploymentHook", "PipelineHook", "matches", "parse", "verify"]
+__all__ = ["LABEL", "NAME", "DeploymentHook", "matches", "parse", "verify"]
 
 NAME = "gitlab"
-LABEL = "GitLab webhooks (X-Gitlab-Event: Deployment Hook or Pipeline Hook)"
+LABEL = "GitLab webhooks (X-Gitlab-Event: Deployment Hook)"
 _STARTING = "running"
+
+
+def _gitlab_time(value: Any) -> Any:
+    """GitLab writes ``2021-04-28 21:50:00 +0200`` (or ``… UTC``); unreadable is no time."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace(" UTC", " +0000")
+    for layout in ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(text, layout)
+        except ValueError:
+            continue
+    return None
 
 
 class Project(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: int | None = None
+    id: int
     path_with_namespace: str = ""
 
 
@@ -62,41 +85,8 @@ class DeploymentHook(BaseModel):
     status: str
     deployment_id: int
     environment: str = Field(min_length=1)
-    project: Project | None = None
-
-
-class PipelineAttributes(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: int
-    status: str
-    ref: str = ""
-
-
-class BuildEnvironment(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    name: str = Field(min_length=1)
-    action: str = "start"
-
-
-class PipelineBuild(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: int
-    name: str = ""
-    environment: BuildEnvironment | None = None
-
-
-class PipelineHook(BaseModel):
-    """``X-Gitlab-Event: Pipeline Hook``; its deploy jobs name the environments."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    object_kind: Literal["pipeline"]
-    object_attributes: PipelineAttributes
-    builds: list[PipelineBuild] = Field(default_factory=list)
-    project: Project | None = None
+    project: Project
+    status_changed_at: Annotated[datetime | None, BeforeValidator(_gitlab_time)] = None
 
 
 def matches(headers: Headers, body: bytes) -> bool:
@@ -133,75 +123,51 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     require_json(headers)
     document = json_object(body, max_depth=settings.max_json_depth)
-    key = _idempotency_key(headers, body)
     kind = document.get("object_kind")
     if kind == "deployment":
         deployment = validate(DeploymentHook, document, "GitLab deployment event")
-        return _deployment(deployment, key, settings)
+        return _deployment(deployment, _previous_key(headers, body), settings)
     if kind == "pipeline":
-        pipeline = validate(PipelineHook, document, "GitLab pipeline event")
-        return _pipeline(pipeline, key, settings)
-    return single(
-        Note("ignored", "this GitLab event starts no backup: send deployment or pipeline events")
-    )
+        return single(
+            Note(
+                "ignored",
+                "GitLab pipeline events start no backup (a pipeline runs before its deploy "
+                "job does, or without it): enable Deployment events on the hook",
+            )
+        )
+    return single(Note("ignored", "this GitLab event starts no backup: send deployment events"))
 
 
-def _deployment(event: DeploymentHook, key: str, settings: Settings) -> Delivery:
+def _deployment(event: DeploymentHook, previous_key: str, settings: Settings) -> Delivery:
     if event.status != _STARTING:
-        return single(_not_starting("deployments", event.status))
+        return single(
+            Note(
+                "ignored",
+                f"deployments start a backup when they are {_STARTING}, not {event.status!r}",
+            )
+        )
     instance_id = mapped_instance(event.environment, settings)
     if instance_id is None:
         return single(unmapped(event.environment, settings))
     return single(
         Trigger(
             source=NAME,
-            key=f"{NAME}:{key}",
+            key=trigger_key(NAME, "deployment", event.project.id, event.deployment_id, instance_id),
+            previous_key=previous_key,
             trigger_id=f"deployment-{event.deployment_id}",
             instance_id=instance_id,
             callback_url=settings.callback_url,
+            sent_at=event.status_changed_at,
         )
     )
 
 
-def _pipeline(event: PipelineHook, key: str, settings: Settings) -> Delivery:
-    """One trigger per environment that the pipeline's deploy jobs start (usually one)."""
-    pipeline = event.object_attributes
-    if pipeline.status != _STARTING:
-        return single(_not_starting("pipelines", pipeline.status))
-    environments = sorted(
-        {
-            build.environment.name
-            for build in event.builds
-            if build.environment is not None and build.environment.action == "start"
-        }
-    )
-    if not environments:
-        return single(Note("ignored", "the pipeline has no job that deploys to an environment"))
-    records: list[Record] = []
-    for environment in environments:
-        instance_id = mapped_instance(environment, settings)
-        if instance_id is None:
-            records.append(unmapped(environment, settings))
-            continue
-        records.append(
-            Trigger(
-                source=NAME,
-                key=f"{NAME}:{key}:{environment}",
-                trigger_id=f"pipeline-{pipeline.id}-{environment}",
-                instance_id=instance_id,
-                callback_url=settings.callback_url,
-            )
-        )
-    return Delivery(records=tuple(records))
-
-
-def _not_starting(what: str, status: str) -> Note:
-    return Note("ignored", f"{what} start a backup when they are {_STARTING}, not {status!r}")
-
-
-def _idempotency_key(headers: Headers, body: bytes) -> str:
+def _previous_key(headers: Headers, body: bytes) -> str:
+    """The previous release's key (from headers no signature covers): for the look-up only,
+    where it can match nothing but this deployment's earlier backup (its name holds the
+    deployment id)."""
     for name in ("idempotency-key", "x-gitlab-event-uuid"):
         value = headers.get(name, "").strip()
         if value:
-            return value
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+            return f"{NAME}:{value}"
+    return f"{NAME}:sha256:" + hashlib.sha256(body).hexdigest()

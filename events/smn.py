@@ -2,8 +2,8 @@
 
 SMN sends three kinds of message, named in ``X-SMN-MESSAGE-TYPE`` and in the body's
 ``type``: ``SubscriptionConfirmation`` (we confirm by GET of ``subscribe_url``),
-``Notification`` (its ``message`` is the generic event, its ``message_id`` the key) and
-``UnsubscribeConfirmation`` (logged).
+``Notification`` (its ``message`` is the generic event, keyed on its own ``id``, else on
+its ``message_id``) and ``UnsubscribeConfirmation`` (logged).
 
 Every message is signed by SMN. What is signed (SMN user guide, "Message Signature
 Verification", and Huawei's Java sample for it): the lines ``key\\nvalue\\n`` for these keys

@@ -1,21 +1,24 @@
 """Pre-deploy: exactly one backup per trigger, its job ID reported, optionally waited for.
 
-Everything that can refuse a trigger (callback URL, instance authorization, the create
-request's rules) is checked for every trigger before the API is called, so a refused trigger
-changes nothing. Idempotency is stateless: the trigger fixes the backup's name
-and a marker in its description, and before creating we look for that backup among the
-instance's manual backups. A redelivery finds it and makes no other; of two concurrent
-deliveries, the loser meets the API's busy answer (one backup at a time per instance), looks
-again and finds the winner's. Only when there is no such backup yet is the instance itself
-asked whether it is ``ACTIVE`` (``precheck``). Once the API has answered with a job ID
-nothing can lose it: callbacks that fail are reported in the outcome and logged, never raised.
+Everything that can refuse a trigger (callback URL, instance authorization, the create request's
+rules) is checked for every trigger before the API is called, so a refused trigger changes
+nothing. Idempotency is stateless: the trigger fixes the backup's name and a marker in its
+description, and before creating we look for that backup among the instance's manual backups of
+the trigger's window (``handlers.window``: one page however long the instance's history; a
+delivery older than the window is refused). A redelivery finds it and makes no other; of two
+concurrent deliveries, the loser meets the API's busy answer (one backup at a time per
+instance), looks again and finds the winner's. Only when there is no such backup yet is the
+instance itself asked whether it is ``ACTIVE`` (``precheck``). Once the API has answered with a
+job ID nothing can lose it: callbacks that fail are reported in the outcome and logged, never
+raised.
 
 The triggers of one delivery (an event for several instances, a batch) are served one after
-another within one deadline; with waiting, every backup is started first and then all are
-waited for, so they build side by side. A trigger's failure is its result, not the
-delivery's. A dry run
-(``Trigger.dry_run``) goes through the same checks and look-up but creates, deletes and calls
-back nothing. Retention (``RETENTION_KEEP``) runs after a backup was made or found.
+another within one deadline; with waiting, every backup is started first and then all are waited
+for, so they build side by side. A trigger's failure is its result, not the delivery's. A dry
+run (``Trigger.dry_run``) goes through the same checks and look-up but creates, deletes and
+calls back nothing. Retention (``RETENTION_KEEP``) runs after a backup was made or found, once
+the answer is settled, within what is left of the deadline (``handlers.retention``: bounded,
+guarded).
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ from errors import (
     PredeployError,
 )
 from handlers import retention
-from handlers.naming import backup_name_for, description_for, marker_for
+from handlers.naming import backup_name_for, description_for, identities
 from handlers.notify import notify
 from handlers.precheck import require_active
 from handlers.retention import RetentionReport
+from handlers.window import Window, backups_in, window_for
 from models import Backup, BackupListItem, BackupStatus, CreateBackupRequest, Instance, Trigger
 
 __all__ = [
@@ -158,7 +162,8 @@ def check(trigger: Trigger, services: Services) -> CreateBackupRequest:
     allowed = services.settings.allowed_instances
     if allowed and trigger.instance_id not in allowed:
         raise ForbiddenError(f"instance {trigger.instance_id} is not in ALLOWED_INSTANCES")
-    return _create_request(trigger)
+    window_for(trigger, services.settings)  # a delivery older than the window is refused
+    return _create_request(trigger, services.settings.secret_values())
 
 
 def _start(
@@ -176,9 +181,12 @@ def _start(
     settings = services.settings
     callback_url = trigger.callback_url
     with within(deadline):
+        window = window_for(trigger, settings)
         if trigger.dry_run:
-            return _dry_run(trigger, request, services, deadline)
-        backup, job_id, created = _ensure_backup(trigger, request, services.taurusdb, deadline)
+            return _dry_run(trigger, request, services, deadline, window)
+        backup, job_id, created = _ensure_backup(
+            trigger, request, services.taurusdb, deadline, window, settings.secret_values()
+        )
     _log.info(
         "backup started" if created else "backup already exists",
         extra={
@@ -254,13 +262,22 @@ def _finish(
         # yet). After waiting: a fresh one, the event's has long passed.
         budget = deadline if final is None else Deadline(settings.deadline_seconds)
         report = retention.apply(
-            services.taurusdb, trigger.instance_id, settings.retention_keep, backup.id, budget
+            services.taurusdb,
+            trigger.instance_id,
+            settings.retention_keep,
+            backup.id,
+            budget,
+            guard=retention.Guard.of(settings, trigger),
         )
     return replace(outcome, backup=backup, final=final, callbacks=callbacks, retention=report)
 
 
 def _dry_run(
-    trigger: Trigger, request: CreateBackupRequest, services: Services, deadline: Deadline
+    trigger: Trigger,
+    request: CreateBackupRequest,
+    services: Services,
+    deadline: Deadline,
+    window: Window,
 ) -> DryRunOutcome:
     """The checks and the look-up of a real run; no create, no delete, no callback.
 
@@ -268,11 +285,14 @@ def _dry_run(
     would answer with it). A busy instance is reported at once, not waited for.
     """
     api = services.taurusdb
-    existing, instance = _look(api, request, marker_for(trigger), deadline)
+    known = identities(trigger, services.settings.secret_values())
+    existing, instance = _look(api, request, known, deadline, window)
     if existing is None:
         require_active(instance)
-    keep = services.settings.retention_keep
-    report = retention.preview(api, trigger.instance_id, keep, deadline) if keep else None
+    settings = services.settings
+    keep = settings.retention_keep
+    guard = retention.Guard.of(settings, trigger)
+    report = retention.preview(api, trigger.instance_id, keep, deadline, guard) if keep else None
     _log.info(
         "dry run",
         extra={
@@ -348,21 +368,25 @@ def _check_callback(url: str, callbacks: CallbackSender) -> None:
         )
 
 
-def _create_request(trigger: Trigger) -> CreateBackupRequest:
-    name = trigger.name if trigger.name is not None else backup_name_for(trigger)
-    return CreateBackupRequest(
-        instance_id=trigger.instance_id, name=name, description=description_for(trigger)
-    )
+def _create_request(trigger: Trigger, secrets: Sequence[str]) -> CreateBackupRequest:
+    name = trigger.name if trigger.name is not None else backup_name_for(trigger, secrets)
+    description = description_for(trigger, secrets)
+    return CreateBackupRequest(instance_id=trigger.instance_id, name=name, description=description)
 
 
 def _ensure_backup(
-    trigger: Trigger, request: CreateBackupRequest, api: TaurusDBClient, deadline: Deadline
+    trigger: Trigger,
+    request: CreateBackupRequest,
+    api: TaurusDBClient,
+    deadline: Deadline,
+    window: Window,
+    secrets: Sequence[str],
 ) -> tuple[Backup, str | None, bool]:
     """The trigger's backup: found (made by an earlier delivery) or created now, with retries."""
-    marker = marker_for(trigger)
+    marker = identities(trigger, secrets)
     for attempt in retrying(deadline):
         with attempt:
-            found, instance = _look_up(api, request, marker)
+            found, instance = _look_up(api, request, marker, window)
             if found is not None:
                 return found, None, False
             require_active(instance.result())  # busy: tried again
@@ -370,13 +394,16 @@ def _ensure_backup(
                 result = api.create_backup(request)
             except ApiError as exc:
                 if is_busy(exc):  # maybe a concurrent delivery of this trigger won the race
-                    found = _find(api, request, marker)
+                    found = _find(api, request, marker, window)
                     if found is not None:
                         return found, None, False
                 raise
             return result.backup, result.job_id, True
     raise AssertionError("unreachable: retrying() ends by returning or raising")
 
+
+Known = tuple[tuple[str, str], ...]
+"""The (name, marker) pairs under which a trigger's backup is recognised."""
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=8, thread_name_prefix="predeploy-api")
 """A few threads for API calls that can run side by side with the one a trigger waits on."""
@@ -391,18 +418,22 @@ def _in_background(call: Callable[[str], _T], argument: str) -> Future[_T]:
 
 
 def _look(
-    api: TaurusDBClient, request: CreateBackupRequest, marker: str, deadline: Deadline
+    api: TaurusDBClient,
+    request: CreateBackupRequest,
+    marker: Known,
+    deadline: Deadline,
+    window: Window,
 ) -> tuple[Backup | None, Instance]:
     """The trigger's backup, if it exists, and the instance; retried on passing faults."""
     for attempt in retrying(deadline):
         with attempt:
-            found, instance = _look_up(api, request, marker)
+            found, instance = _look_up(api, request, marker, window)
             return found, instance.result()
     raise AssertionError("unreachable: retrying() ends by returning or raising")
 
 
 def _look_up(
-    api: TaurusDBClient, request: CreateBackupRequest, marker: str
+    api: TaurusDBClient, request: CreateBackupRequest, marker: Known, window: Window
 ) -> tuple[Backup | None, Future[Instance]]:
     """The look-up, with the instance (the pre-check's answer) asked for side by side.
 
@@ -411,18 +442,23 @@ def _look_up(
     """
     instance = _in_background(api.get_instance, request.instance_id)
     try:
-        found = _find(api, request, marker)
+        found = _find(api, request, marker, window)
     finally:
         futures.wait([instance])
     return found, instance
 
 
-def _find(api: TaurusDBClient, request: CreateBackupRequest, marker: str) -> Backup | None:
-    """This trigger's backup among the instance's manual backups (every page), unless failed."""
-    for item in api.iter_backups(instance_id=request.instance_id, backup_type="manual"):
+def _find(
+    api: TaurusDBClient, request: CreateBackupRequest, marker: Known, window: Window
+) -> Backup | None:
+    """This trigger's backup among the instance's manual backups in its window, unless failed.
+
+    ``marker``: the (name, marker) pairs it may carry (``naming.identities``: the current
+    derivation, and the previous release's).
+    """
+    for item in backups_in(api, request.instance_id, window):
         if (
-            item.name == request.name
-            and item.description.endswith(marker)
+            any(item.name == n and item.description.endswith(m) for n, m in marker)
             and item.status is not BackupStatus.FAILED
         ):
             return _as_backup(item)

@@ -147,6 +147,9 @@ def test_dry_run_previews_retention_without_deleting(
     first = js(deliver(make_client(), event(id="deploy-1")))
     second = js(deliver(make_client(), event(id="deploy-2")))
     monkeypatch.setenv("RETENTION_KEEP", "1")
+    # both are seconds old: without the guard age, only ``keep`` and the restore point count
+    monkeypatch.setenv("RETENTION_MIN_AGE_HOURS", "0")
+    monkeypatch.setenv("CLOCK_SKEW_SECONDS", "0")
 
     response = deliver(make_client(), event(id="deploy-3", dry_run=True))
     assert response.status_code == 200

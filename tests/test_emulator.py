@@ -493,6 +493,57 @@ def test_list_bad_query_400(api: httpx.Client, params: dict[str, str], code: str
     assert_error(api.get("/backups", params=params), 400, code)
 
 
+def test_list_time_filter_with_a_raw_plus_is_refused(api: httpx.Client) -> None:
+    # the documented example leaves "+" raw; a query decodes it to a space: not the format
+    assert_error(api.get("/backups?begin_time=2024-01-02T00:00:00+0000"), 400, "DBS.200001")
+    assert api.get("/backups?begin_time=2024-01-02T00:00:00%2B0000").status_code == 200
+
+
+def test_many_backups_seeded_in_one_step(
+    emu: Emulator, client: httpx.Client, api: httpx.Client
+) -> None:
+    seeded = client.post(
+        "/_emulator/backups",
+        json={
+            "instance_id": INSTANCE,
+            "type": "manual",
+            "count": 10_000,
+            "begin_time": "2024-01-31T00:00:00+0000",
+            "spacing_seconds": 60,
+        },
+    )
+    assert seeded.status_code == 201
+    assert seeded.json()["count"] == 10_000 and len(set(seeded.json()["ids"])) == 10_000
+    page = api.get("/backups", params={"backup_type": "manual", "limit": 2}).json()
+    assert page["total_count"] == 10_000
+    times = [b["begin_time"] for b in page["backups"]]
+    assert times == ["2024-01-31T00:00:00+0000", "2024-01-30T23:59:00+0000"]
+    window = {"begin_time": "2024-01-30T23:00:00+0000", "end_time": "2024-02-01T00:00:00+0000"}
+    assert api.get("/backups", params=window).json()["total_count"] == 61
+
+
+def test_an_api_that_ignores_the_time_filter(
+    emu: Emulator, client: httpx.Client, api: httpx.Client
+) -> None:
+    seed_history(emu)
+    window = {"begin_time": "2024-01-02T00:00:00+0000", "end_time": "2024-01-03T00:00:00+0000"}
+    assert api.get("/backups", params=window).json()["total_count"] == 1
+    client.post("/_emulator/config", json={"ignore_time_filters": True})
+
+    assert api.get("/backups", params=window).json()["total_count"] == 3
+    assert_error(api.get("/backups", params={"begin_time": "2024-01-02"}), 400, "DBS.200001")
+
+
+def test_the_clouds_clock_can_run_behind(
+    emu: Emulator, client: httpx.Client, api: httpx.Client
+) -> None:
+    config = client.post("/_emulator/config", json={"clock_offset_seconds": -3600})
+    assert config.json()["config"]["clock_offset_seconds"] == -3600
+    made = create(api).json()["backup"]["begin_time"]
+    lag = datetime.now(UTC) - datetime.strptime(made, API_TIME)
+    assert timedelta(minutes=59) < lag < timedelta(minutes=61)
+
+
 # --- delete backup ----------------------------------------------------------------------------
 def test_delete_completed_manual_backup(api: httpx.Client) -> None:
     backup_id = create(api, name="to-delete").json()["backup"]["id"]
@@ -651,6 +702,11 @@ def test_reset(emu: Emulator, client: httpx.Client, api: httpx.Client) -> None:
         ("/_emulator/config", {"unknown": 1}),
         ("/_emulator/instances", {"status": "ACTIVE"}),
         ("/_emulator/backups", {"instance_id": INSTANCE, "type": "weekly"}),
+        ("/_emulator/backups", {"instance_id": INSTANCE, "count": 0}),
+        ("/_emulator/backups", {"instance_id": INSTANCE, "count": "10"}),
+        ("/_emulator/backups", {"instance_id": INSTANCE, "count": 2, "spacing_seconds": -1}),
+        ("/_emulator/config", {"ignore_time_filters": "yes"}),
+        ("/_emulator/config", {"clock_offset_seconds": True}),
     ],
 )
 def test_admin_rejects_bad_input(client: httpx.Client, path: str, body: dict[str, Any]) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +19,8 @@ from standardwebhooks import Webhook
 
 from emulator import Emulator
 from helpers import ROOT, SAMPLES, WEBHOOK_SECRET, WEBHOOK_TOKEN, function_env
-from tools.invoke import build_request, main
+from tools import localenv
+from tools.invoke import build_request, main, prepare
 from tools.serve import free_port, function_server
 
 SAMPLE = SAMPLES / "generic-pre-deploy.json"
@@ -154,3 +159,164 @@ def test_unreachable_url_is_reported(
     monkeypatch.setenv("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
     assert main([str(sample), "--url", f"http://127.0.0.1:{free_port()}/"]) == 2
     assert "cannot reach" in capsys.readouterr().err
+
+
+# --- each sender signed the way it signs --------------------------------------------------
+# Shapes and headers: events/samples (each sample's source is in tests/test_sources_*.py);
+# the expected signatures are computed here from the senders' documentation.
+
+GITHUB = "github-secret-for-invoke"
+
+
+def test_github_sample_carries_githubs_hmac_of_the_exact_body() -> None:
+    """GitHub docs, "Validating webhook deliveries": X-Hub-Signature-256 = sha256=HMAC(body)."""
+    sample = SAMPLES / "github-deployment.json"
+    prepared = prepare(sample, {"GITHUB_WEBHOOK_SECRET": GITHUB})
+    assert prepared.sender == "github" and prepared.entry == "webhook"
+    expected = hmac.new(GITHUB.encode(), prepared.body, hashlib.sha256).hexdigest()
+    assert prepared.headers["X-Hub-Signature-256"] == f"sha256={expected}"
+    assert prepared.body == sample.read_bytes()  # no callback option: the bytes as they are
+
+
+def test_gitlab_sample_carries_the_token_and_with_a_signing_token_a_signature() -> None:
+    sample = SAMPLES / "gitlab-deployment.json"
+    signing = "whsec_" + base64.b64encode(b"gitlab-signing-key-0123456789").decode()
+    prepared = prepare(
+        sample, {"GITLAB_WEBHOOK_TOKEN": "tok-1", "GITLAB_WEBHOOK_SIGNING_TOKEN": signing}
+    )
+    assert prepared.headers["X-Gitlab-Token"] == "tok-1"
+    # GitLab's webhook-id is the delivery's Idempotency-Key
+    assert prepared.headers["webhook-id"] == prepared.headers["Idempotency-Key"]
+    Webhook(signing).verify(prepared.body.decode(), prepared.headers)
+
+
+def test_apig_sample_signs_the_wrapped_request(tmp_path: Path) -> None:
+    prepared = prepare(
+        SAMPLES / "functiongraph-apig.json",
+        {"WEBHOOK_SECRET": WEBHOOK_SECRET},
+        callback_url="http://127.0.0.1:9/hooks/backup",
+    )
+    assert (prepared.sender, prepared.entry, prepared.path) == ("apig", "event", "/invoke")
+    wrapper = json.loads(prepared.body)
+    inner = base64.b64decode(wrapper["body"])
+    assert json.loads(inner)["callback_url"] == "http://127.0.0.1:9/hooks/backup"
+    Webhook(WEBHOOK_SECRET).verify(inner.decode(), wrapper["headers"])
+
+
+def test_queue_samples_go_to_the_event_entry_point_unsigned() -> None:
+    for name, sender in [
+        ("pubsub-push", "pubsub"),
+        ("cloudevents-binary", "cloudevents"),
+        ("functiongraph-timer", "fg"),
+    ]:
+        prepared = prepare(SAMPLES / f"{name}.json", {"WEBHOOK_SECRET": WEBHOOK_SECRET})
+        assert (prepared.sender, prepared.entry) == (sender, "event"), name
+        assert "webhook-signature" not in prepared.headers, name
+
+
+def test_callback_option_moves_every_callback_also_inside_base64() -> None:
+    target = "http://127.0.0.1:9/cb"
+    for name in ("pubsub-push", "functiongraph-kafka", "cloudevents-batch", "generic-pre-deploy"):
+        prepared = prepare(SAMPLES / f"{name}.json", {}, callback_url=target)
+        assert "ci.example.com/hooks" not in _deep_text(prepared.body), name
+        assert target in _deep_text(prepared.body), name
+
+
+def _deep_text(body: bytes) -> str:
+    """The body with base64 parts decoded, to search for a URL wherever it sits."""
+    text = body.decode()
+    for part in re.findall(r'"([A-Za-z0-9+/=]{40,})"', text):
+        text += base64.b64decode(part).decode(errors="replace")
+    return text
+
+
+def test_smn_sample_without_the_emulator_is_a_clear_client_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SMN_ENDPOINT", raising=False)
+    assert main([str(SAMPLES / "smn-notification.json")]) == 2
+    assert "set SMN_ENDPOINT to the emulator's URL" in capsys.readouterr().err
+
+
+def test_smn_sample_is_signed_by_the_emulator_and_accepted(
+    env: dict[str, str],
+    emu: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SMN_ENDPOINT", emu.url)
+    monkeypatch.setenv("SMN_TOPIC_URNS", json.load(SMN.open())["topic_urn"])
+    monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
+    code = main([str(SMN), "--callback-url", "http://127.0.0.1:9/hooks/backup"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert captured.out.startswith("HTTP 202\n")
+    assert creates(emu) == 1
+
+
+SMN = SAMPLES / "smn-notification.json"
+
+
+def test_a_plain_secret_gets_the_servers_message_not_a_base64_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "my-plain-secret")
+    assert main([str(SAMPLE)]) == 2
+    err = capsys.readouterr().err
+    assert "WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_ followed by" in err
+    assert "base64-encoded" not in err and "Traceback" not in err
+    assert "my-plain-secret" not in err
+
+
+def test_no_record_ended_well_exits_1(
+    env: dict[str, str],
+    emu: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A queue delivery answered 200 whose only record failed is a failure for the user."""
+    monkeypatch.setenv("ALLOWED_INSTANCES", "5f2d9a4c8e7b4b1da3c60f9e2b7d1a84in07")
+    monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
+    code = main([str(SAMPLES / "pubsub-push.json"), "--callback-url", "http://127.0.0.1:9/cb"])
+    captured = capsys.readouterr()
+    assert captured.out.startswith("HTTP 200\n")
+    assert code == 1
+    assert "record 0: failed: forbidden" in captured.err
+    assert creates(emu) == 0
+
+
+def test_several_samples_report_each_and_a_total(
+    env: dict[str, str], emu: Emulator, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(sample), str(sample.with_name("missing.json"))]) == 2
+    captured = capsys.readouterr()
+    assert f"== {sample}" in captured.out
+    assert "invoke: 1 of 2 ended well" in captured.err
+    assert creates(emu) == 1
+
+
+def test_get_status_endpoint_in_process(
+    env: dict[str, str], emu: Emulator, sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(sample)]) == 0
+    job_id = json.loads(capsys.readouterr().out.partition("\n")[2])["job_id"]
+    assert main(["--get", f"/jobs/{job_id}"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("HTTP 200\n")
+    assert json.loads(out.partition("\n")[2])["job"]["id"] == job_id
+
+
+def test_dotenv_is_read_by_invoke(
+    env: dict[str, str],
+    emu: Emulator,
+    sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"WEBHOOK_SECRET={WEBHOOK_SECRET}\n")
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    monkeypatch.setattr(localenv, "DOTENV", dotenv)
+    assert main([str(sample)]) == 0
+    assert capsys.readouterr().out.startswith("HTTP 202\n")

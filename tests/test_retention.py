@@ -145,12 +145,18 @@ def test_a_completed_backup_of_the_trigger_leads_also_without_waiting(
     client = make_client()
     first = deliver(client, event())
     new = js(first)["backup"]["id"]
-    assert js(first)["retention"] == {"keep": 1, "kept": [new], "deleted": seeded.own}
+    # the newest from before the trigger is the deploy's restore point: kept beyond ``keep``
+    restore_point = seeded.own[0]
+    assert js(first)["retention"] == {
+        "keep": 1,
+        "kept": [new, restore_point],
+        "deleted": seeded.own[1:],
+    }
 
     again = deliver(client, event())  # a redelivery finds it COMPLETED: nothing more to do
     assert again.status_code == 200
-    assert js(again)["retention"] == {"keep": 1, "kept": [new], "deleted": []}
-    assert every_backup(emu) == seeded.untouchable | {new}
+    assert js(again)["retention"] == {"keep": 1, "kept": [new, restore_point], "deleted": []}
+    assert every_backup(emu) == seeded.untouchable | {new, restore_point}
 
 
 def test_off_by_default(
@@ -198,7 +204,8 @@ def test_the_new_backup_is_kept_even_if_others_look_newer(
     response = deliver(make_client(), event(wait=True))
 
     new = js(response)["backup"]["id"]
-    assert js(response)["retention"] == {"keep": 1, "kept": [new], "deleted": skewed.own}
+    # the new one leads; the others look younger than RETENTION_MIN_AGE_HOURS: never deleted
+    assert js(response)["retention"] == {"keep": 1, "kept": [new, *skewed.own], "deleted": []}
     assert new in every_backup(emu)
 
 
@@ -246,6 +253,7 @@ def test_random_mixes_keep_exactly_the_newest(
     rng = random.Random(seed_value)
     keep = rng.randint(1, 4)
     monkeypatch.setenv("RETENTION_KEEP", str(keep))
+    monkeypatch.setenv("RETENTION_MIN_AGE_HOURS", "0")  # ages from 1 hour: only ``keep`` counts
     emu.configure(backup_seconds=0.1)
     ages = rng.sample(range(1, 500), 24)  # distinct, in hours
     candidates: dict[str, int] = {}
@@ -273,9 +281,10 @@ def test_random_mixes_keep_exactly_the_newest(
     assert response.status_code == 200, js(response)
     new = js(response)["backup"]["id"]
     newest_first = sorted(candidates, key=candidates.__getitem__)
-    expected_kept = [new, *newest_first[: keep - 1]]
+    # ``keep`` with the new one, and never fewer than the restore point from before it
+    expected_kept = [new, *newest_first[: max(keep - 1, 1)]]
     assert js(response)["retention"]["kept"] == expected_kept
-    assert js(response)["retention"]["deleted"] == newest_first[keep - 1 :]
+    assert js(response)["retention"]["deleted"] == newest_first[max(keep - 1, 1) :]
     assert every_backup(emu) == untouchable | set(expected_kept)
     assert every_backup(emu, OTHER) == on_other
     assert {b["id"] for b in backups_on(emu)} >= set(expected_kept)

@@ -132,7 +132,17 @@ def test_timer_key_is_trigger_and_time(env: None) -> None:
     body = sample("functiongraph-timer")[0]
     (trigger,) = functiongraph.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == "timer:nightly-release-window@2026-11-27T10:00:00+01:00"
+    assert json.loads(trigger.key) == [
+        "timer",
+        "firing",
+        "nightly-release-window",
+        "2026-11-27T10:00:00+01:00",
+        INSTANCE,
+    ]
+    assert trigger.previous_key == "timer:nightly-release-window@2026-11-27T10:00:00+01:00"
+    assert (
+        trigger.sent_at is not None and trigger.sent_at.isoformat() == "2026-11-27T10:00:00+01:00"
+    )
 
 
 # --- APIG: a wrapped HTTP request, served like webhook and answered in APIG's shape ----------

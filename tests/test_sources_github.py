@@ -122,12 +122,23 @@ def test_malformed_instance_in_payload_is_named(client: FlaskClient, emu: Emulat
     assert emu.requests() == []
 
 
-def test_missing_delivery_id_is_refused(client: FlaskClient, emu: Emulator) -> None:
+def test_missing_delivery_id_is_no_matter(client: FlaskClient, emu: Emulator) -> None:
+    """X-GitHub-Delivery is not signed: it is for the logs, the key comes from the body."""
     body = deployment()
     sent = {k: v for k, v in headers(body).items() if k != "X-GitHub-Delivery"}
     response = client.post("/", data=body, headers=sent)
+    assert response.status_code == 202, response.get_json()
+    assert len(creates(emu)) == 1
+
+
+def test_deployment_without_repository_id_is_refused(client: FlaskClient, emu: Emulator) -> None:
+    document = json.loads(deployment())
+    del document["repository"]["id"]
+    body = json.dumps(document).encode()
+    response = client.post("/", data=body, headers=headers(body))
     assert response.status_code == 400
-    assert "X-GitHub-Delivery" in response.get_json()["message"]
+    fields = {f["field"] for f in response.get_json()["fields"]}
+    assert fields == {"repository.id"}
     assert emu.requests() == []
 
 
@@ -173,11 +184,15 @@ def test_without_secret_every_delivery_is_refused(
     assert emu.requests() == []
 
 
-def test_the_delivery_id_is_the_key(env: None) -> None:
-    """GitHub signs no time, so a replay verifies: it carries the same delivery id, the key."""
+def test_the_deployment_is_the_key(env: None) -> None:
+    """GitHub signs no header and no time: the key is the repository id and deployment id from
+    the signed body; the delivery id is kept only as the previous release's key."""
     body = deployment()
     sent = {k.lower(): v for k, v in headers(body).items()}
     (trigger,) = github.parse(sent, body, load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == f"github:{DELIVERY}"
+    assert json.loads(trigger.key) == ["github", "deployment", "634651194", "1452339931", INSTANCE]
+    assert trigger.previous_key == f"github:{DELIVERY}"
     assert trigger.instance_id == INSTANCE
+    assert trigger.sent_at is not None
+    assert trigger.sent_at.isoformat() == "2026-11-27T10:00:00+00:00"

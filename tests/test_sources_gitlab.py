@@ -78,28 +78,14 @@ def test_unmapped_environment_is_ignored(client: FlaskClient, emu: Emulator) -> 
     assert emu.requests() == []
 
 
-def test_pipeline_without_deploy_job_is_ignored(client: FlaskClient, emu: Emulator) -> None:
-    raw, _ = sample("gitlab-pipeline")
-    builds = [b for b in json.loads(raw)["builds"] if b["environment"] is None]
-    body, headers = hook("gitlab-pipeline", builds=builds)
+def test_pipeline_events_start_no_backup(client: FlaskClient, emu: Emulator) -> None:
+    """A running pipeline says nothing about its deploy job: the Deployment Hook does."""
+    body, headers = hook("gitlab-pipeline")
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200
-    assert "no job that deploys" in response.get_json()["message"]
+    assert response.get_json()["status"] == "ignored"
+    assert "enable Deployment events" in response.get_json()["message"]
     assert emu.requests() == []
-
-
-def test_pipeline_deploying_to_two_environments_backs_up_both(
-    client: FlaskClient, emu: Emulator
-) -> None:
-    raw, _ = sample("gitlab-pipeline")
-    builds = json.loads(raw)["builds"]
-    staging = {**builds[-1], "id": 88430, "environment": {"name": "staging", "action": "start"}}
-    body, headers = hook("gitlab-pipeline", builds=[*builds, staging])
-    response = client.post("/", data=body, headers=headers)
-    assert response.status_code == 202, response.get_json()
-    results = response.get_json()["results"]
-    assert [r["status"] for r in results] == ["started", "started"]
-    assert sorted(c["instance_id"] for c in creates(emu)) == sorted([INSTANCE, STAGING])
 
 
 def test_other_kinds_are_ignored(client: FlaskClient, emu: Emulator) -> None:
@@ -115,22 +101,22 @@ def test_other_kinds_are_ignored(client: FlaskClient, emu: Emulator) -> None:
     assert emu.requests() == []
 
 
-def test_idempotency_key_is_the_key(env: None) -> None:
+def test_the_deployment_is_the_key_and_the_headers_only_the_previous_one(env: None) -> None:
+    """Project id and deployment id from the body; Idempotency-Key (unsigned) is kept only
+    as the previous release's key, for the look-up."""
     body, headers = hook()
     (trigger,) = gitlab.parse(
         {k.lower(): v for k, v in headers.items()}, body, load_settings()
     ).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == f"gitlab:{KEY}"
-
-
-def test_without_idempotency_key_the_event_uuid_is_the_key(env: None) -> None:
-    body, headers = hook()
+    assert json.loads(trigger.key) == ["gitlab", "deployment", "4711", "1520", INSTANCE]
+    assert trigger.previous_key == f"gitlab:{KEY}"
     sent = {k.lower(): v for k, v in headers.items() if k != "Idempotency-Key"}
     sent["x-gitlab-event-uuid"] = "older-gitlab-uuid"
-    (trigger,) = gitlab.parse(sent, body, load_settings()).records
-    assert isinstance(trigger, Trigger)
-    assert trigger.key == "gitlab:older-gitlab-uuid"
+    (older,) = gitlab.parse(sent, body, load_settings()).records
+    assert isinstance(older, Trigger)
+    assert older.key == trigger.key
+    assert older.previous_key == "gitlab:older-gitlab-uuid"
 
 
 @pytest.mark.parametrize(

@@ -58,15 +58,16 @@ HEADERS = {"Content-Type": "application/json"}
 def test_the_message_id_is_the_key(env: None) -> None:
     (trigger,) = pubsub.parse({}, push(event(id=None)), load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == "pubsub:13452238701935066"
+    assert json.loads(trigger.key) == ["pubsub", "message", "13452238701935066", INSTANCE]
+    assert trigger.previous_key == "pubsub:13452238701935066"
     assert trigger.trigger_id == "13452238701935066"
 
 
 def test_snake_case_message_id_alone_is_enough(env: None) -> None:
-    body = push(event(), drop=("messageId",))
+    body = push(event(id=None), drop=("messageId",))
     (trigger,) = pubsub.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)
-    assert trigger.key == "pubsub:13452238701935066"
+    assert json.loads(trigger.key) == ["pubsub", "message", "13452238701935066", INSTANCE]
 
 
 def test_message_backs_up(client: FlaskClient, emu: Emulator) -> None:
@@ -155,6 +156,8 @@ def test_envelope_without_subscription_is_not_pubsub(client: FlaskClient, emu: E
 
 
 def test_push_envelope_on_webhook_is_not_accepted_unverified(env: None, emu: Emulator) -> None:
+    """Refused before any verification or parsing, with the entry point that takes it."""
     response = make_client("webhook").post("/", data=push(event()), headers=HEADERS)
-    assert response.status_code == 401
+    assert response.status_code == 400
+    assert "send it to the `event` entry point" in response.get_json()["message"]
     assert emu.requests() == []

@@ -84,7 +84,7 @@ CASES: dict[str, Case] = {
     "generic-pre-deploy": Case("webhook", "/", 1, standard_webhooks),
     "github-deployment": Case("webhook", "/", 1, github),
     "gitlab-deployment": Case("webhook", "/", 1, gitlab),
-    "gitlab-pipeline": Case("webhook", "/", 1, gitlab),
+    "gitlab-pipeline": Case("webhook", "/", 0, gitlab),  # deployment hooks start backups
     "smn-notification": Case("webhook", "/", 1, smn),
     "cloudevents-binary": Case("event", "/", 1, as_sent),
     "cloudevents-structured": Case("event", "/", 1, as_sent),
