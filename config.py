@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -30,39 +31,72 @@ from pydantic_settings import (
 from clients.ssrf import allowed_host
 from errors import ConfigurationError
 
-__all__ = ["SECRET_FILE_FIELDS", "Settings", "load_settings", "split_values"]
+__all__ = [
+    "ROTATING",
+    "SECRET_FILE_FIELDS",
+    "AkSkCredentials",
+    "Credentials",
+    "PasswordCredentials",
+    "Rotating",
+    "Settings",
+    "load_settings",
+    "split_values",
+]
 
 CommaList = Annotated[list[str], NoDecode]
 
 DEFAULT_EVENT_TYPES = ("*pre-deploy", "*predeploy", "dev.knative.kafka.event")
 """CloudEvents types accepted unless ``EVENT_TYPES`` says otherwise (``*`` matches anything)."""
+Rotating = Literal[
+    "webhook_secret",
+    "webhook_token",
+    "github_webhook_secret",
+    "gitlab_webhook_token",
+    "gitlab_webhook_signing_token",
+    "callback_secret",
+]
+"""The secrets that rotate: each may hold several values, and has a ``<name>_previous``."""
+ROTATING: tuple[Rotating, ...] = get_args(Rotating)
 #: The secrets that may be read from ``<NAME>_FILE`` instead of ``<NAME>``.
 SECRET_FILE_FIELDS = (
     "os_password",
     "os_secret_key",
     "os_security_token",
-    "webhook_secret",
-    "webhook_token",
-    "github_webhook_secret",
-    "gitlab_webhook_token",
-    "gitlab_webhook_signing_token",
-    "callback_secret",
-)
-#: The secrets that may hold several values at once (rotation); passwords and keys may not.
-_ROTATING_FIELDS = (
-    "webhook_secret",
-    "webhook_token",
-    "github_webhook_secret",
-    "gitlab_webhook_token",
-    "gitlab_webhook_signing_token",
-    "callback_secret",
+    *ROTATING,
+    *(f"{name}_previous" for name in ROTATING),
 )
 _SECRET_FILE_MAX_BYTES = 64 * 1024
+_OTC_REGIONS = frozenset({"eu-de", "eu-nl", "eu-ch2"})
 
 
 def split_values(text: str) -> list[str]:
-    """Several values in one setting: separated by spaces, commas or newlines."""
-    return [part for part in re.split(r"[\s,]+", text) if part]
+    """The values of a rotating secret: one per line, each line whole (but a trailing ``\\r``)."""
+    return [line.removesuffix("\r") for line in text.split("\n") if line.strip()]
+
+
+@dataclass(frozen=True)
+class AkSkCredentials:
+    """AK/SK request signing (``OS_ACCESS_KEY``, ``OS_SECRET_KEY``, ``OS_PROJECT_ID``)."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+    project_id: str
+    security_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PasswordCredentials:
+    """IAM password authentication for a token scoped to a project (by id or by name)."""
+
+    auth_url: str
+    username: str
+    password: str = field(repr=False)
+    domain_name: str
+    project_id: str | None
+    project_name: str | None
+
+
+Credentials = AkSkCredentials | PasswordCredentials
 
 
 class _SecretFiles(PydanticBaseSettingsSource):
@@ -138,6 +172,11 @@ class Settings(BaseSettings):
     github_webhook_secret: SecretStr | None = None
     gitlab_webhook_token: SecretStr | None = None
     gitlab_webhook_signing_token: SecretStr | None = None
+    webhook_secret_previous: SecretStr | None = None
+    webhook_token_previous: SecretStr | None = None
+    github_webhook_secret_previous: SecretStr | None = None
+    gitlab_webhook_token_previous: SecretStr | None = None
+    gitlab_webhook_signing_token_previous: SecretStr | None = None
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     max_json_depth: int = Field(default=32, ge=2, le=512)
     max_records_per_event: int = Field(default=100, gt=0)
@@ -148,7 +187,7 @@ class Settings(BaseSettings):
     wait_for_completion: bool = False
     wait_timeout_seconds: float = Field(default=600.0, gt=0, le=86400)
     poll_interval_seconds: float = Field(default=10.0, ge=0.05, le=600)
-    idempotency_window_days: float = Field(default=7.0, gt=0, le=365)
+    idempotency_window_days: float = Field(default=7.0, gt=0, le=3650)
     clock_skew_seconds: float = Field(default=900.0, ge=0, le=86400)
 
     # retention
@@ -158,6 +197,7 @@ class Settings(BaseSettings):
     # callbacks
     callback_url: str | None = None
     callback_secret: SecretStr | None = None
+    callback_secret_previous: SecretStr | None = None
     callback_allowed_hosts: CommaList = Field(default_factory=list)
     callback_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     callback_retry_seconds: float = Field(default=8.0, ge=0, le=600)
@@ -166,6 +206,7 @@ class Settings(BaseSettings):
     event_types: CommaList = Field(default_factory=lambda: list(DEFAULT_EVENT_TYPES))
     smn_topic_urns: CommaList = Field(default_factory=list)
     smn_endpoint: str | None = None
+    smn_allowed_hosts: CommaList = Field(default_factory=list)
 
     # authorization and mapping
     allowed_instances: CommaList = Field(default_factory=list)
@@ -190,7 +231,14 @@ class Settings(BaseSettings):
     def _blank_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
 
-    @field_validator("webhook_secret", "callback_secret", "gitlab_webhook_signing_token")
+    @field_validator(
+        "webhook_secret",
+        "callback_secret",
+        "gitlab_webhook_signing_token",
+        "webhook_secret_previous",
+        "callback_secret_previous",
+        "gitlab_webhook_signing_token_previous",
+    )
     @classmethod
     def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -205,40 +253,24 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "must be a Standard Webhooks secret: whsec_ followed by the base64 of at "
                     "least 16 random bytes (e.g. 'whsec_' + output of: openssl rand -base64 32); "
-                    "several are separated by spaces or commas"
+                    "for rotation, put the previous one in <NAME>_PREVIOUS (or one per line)"
                 )
         return value
 
-    # -- the values of rotating secrets, one per configured value -------------------------
+    # -- secrets and credentials ------------------------------------------------------------
 
-    @property
-    def webhook_secrets(self) -> list[str]:
-        return _values(self.webhook_secret)
-
-    @property
-    def webhook_tokens(self) -> list[str]:
-        return _values(self.webhook_token)
-
-    @property
-    def github_webhook_secrets(self) -> list[str]:
-        return _values(self.github_webhook_secret)
-
-    @property
-    def gitlab_webhook_tokens(self) -> list[str]:
-        return _values(self.gitlab_webhook_token)
-
-    @property
-    def gitlab_webhook_signing_tokens(self) -> list[str]:
-        return _values(self.gitlab_webhook_signing_token)
-
-    @property
-    def callback_secrets(self) -> list[str]:
-        return _values(self.callback_secret)
+    def secrets(self, name: Rotating) -> list[str]:
+        """Every value of a rotating secret: ``<NAME>``'s lines, then ``<NAME>_PREVIOUS``'s."""
+        found: list[str] = []
+        for value in (getattr(self, name), getattr(self, f"{name}_previous")):
+            if value is not None:
+                found += split_values(value.get_secret_value())
+        return list(dict.fromkeys(found))
 
     def secret_values(self) -> list[str]:
         """Every configured secret in every form it may take in text, for redaction.
 
-        Each value of a rotating list on its own, and a Standard Webhooks secret also without
+        Each value of a rotating secret on its own, and a Standard Webhooks secret also without
         its ``whsec_`` prefix (the part that is the key).
         """
         found: set[str] = set()
@@ -248,16 +280,65 @@ class Settings(BaseSettings):
                 continue
             text = value.get_secret_value()
             found.add(text)
-            if field_name in _ROTATING_FIELDS:
-                for part in split_values(text):
-                    found.update({part, part.removeprefix("whsec_")})
+            for part in split_values(text):
+                found.update({part, part.removeprefix("whsec_")})
         return sorted(found, key=len, reverse=True)
+
+    def missing_credentials(self) -> list[str]:
+        """The variables the API credentials still lack (alternatives joined with `` or ``).
+
+        AK/SK signing as soon as either key is set, else IAM password authentication.
+        """
+        return [name for name, value in self._credential_fields().items() if not _is_set(value)]
+
+    def credentials(self) -> Credentials:
+        """The API credentials; ``ConfigurationError`` naming every missing variable."""
+        aksk = self._uses_aksk()
+        missing = self.missing_credentials()
+        if missing:
+            method = "AK/SK request signing" if aksk else "IAM password authentication"
+            raise ConfigurationError(
+                "; ".join(f"{name} is not set (needed for {method})" for name in missing)
+            )
+        if aksk:
+            return AkSkCredentials(
+                access_key=self.os_access_key or "",
+                secret_key=_text(self.os_secret_key),
+                project_id=self.os_project_id or "",
+                security_token=_text(self.os_security_token) or None,
+            )
+        return PasswordCredentials(
+            auth_url=self.auth_url,
+            username=self.os_username or "",
+            password=_text(self.os_password),
+            domain_name=self.os_user_domain_name or "",
+            project_id=self.os_project_id,
+            project_name=self.os_project_name,
+        )
+
+    def _uses_aksk(self) -> bool:
+        return _is_set(self.os_access_key) or _is_set(self.os_secret_key)
+
+    def _credential_fields(self) -> dict[str, object]:
+        if self._uses_aksk():
+            return {
+                "OS_ACCESS_KEY": self.os_access_key,
+                "OS_SECRET_KEY": self.os_secret_key,
+                "OS_PROJECT_ID": self.os_project_id,
+            }
+        return {
+            "OS_USERNAME": self.os_username,
+            "OS_PASSWORD": self.os_password,
+            "OS_USER_DOMAIN_NAME": self.os_user_domain_name,
+            "OS_PROJECT_ID or OS_PROJECT_NAME": self.os_project_id or self.os_project_name,
+        }
 
     @field_validator(
         "callback_allowed_hosts",
         "allowed_instances",
         "event_types",
         "smn_topic_urns",
+        "smn_allowed_hosts",
         mode="before",
     )
     @classmethod
@@ -271,7 +352,7 @@ class Settings(BaseSettings):
     def _default_when_empty(cls, value: list[str]) -> list[str]:
         return value or list(DEFAULT_EVENT_TYPES)
 
-    @field_validator("callback_allowed_hosts")
+    @field_validator("callback_allowed_hosts", "smn_allowed_hosts")
     @classmethod
     def _lower_hosts(cls, value: list[str]) -> list[str]:
         for entry in value:  # host, host:port, [v6] or [v6]:port; a bare host: any port
@@ -318,14 +399,36 @@ class Settings(BaseSettings):
         return url.rstrip("/")
 
     @property
-    def smn_base_url(self) -> str:
-        """SMN endpoint of the region; certificate and confirmation URLs must be on its host."""
-        url = self.smn_endpoint or f"https://smn.{self.os_region_name}.otc.t-systems.com"
-        return url.rstrip("/")
+    def smn_hosts(self) -> list[str]:
+        """Hosts SMN's ``signing_cert_url`` and ``subscribe_url`` may name (https only).
+
+        The SMN and console hosts of ``OS_REGION_NAME`` as the cloud's documentation and real
+        messages show them (docs/sources.md lists the sources), then ``SMN_ALLOWED_HOSTS``.
+        ``SMN_ENDPOINT`` (an emulator, a test) is allowed on its own scheme and port besides.
+        """
+        region = self.os_region_name
+        if region in _OTC_REGIONS:
+            suffix = "sc.otc.t-systems.com" if region == "eu-ch2" else "otc.t-systems.com"
+            hosts = [f"smn.{region}.{suffix}", f"console.{suffix}", f"console.{region}.{suffix}"]
+        else:  # Huawei Cloud
+            hosts = [
+                f"smn.{region}.myhuaweicloud.com",
+                "console.huaweicloud.com",
+                "console-intl.huaweicloud.com",
+                f"{region}-console.huaweicloud.com",
+            ]
+        return list(dict.fromkeys(hosts + self.smn_allowed_hosts))
 
 
-def _values(value: SecretStr | None) -> list[str]:
-    return split_values(value.get_secret_value()) if value is not None else []
+def _text(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
+
+
+def _is_set(value: object) -> bool:
+    if value is None:
+        return False
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return bool(str(text).strip())
 
 
 def load_settings() -> Settings:

@@ -58,24 +58,10 @@ def readiness(load_settings: Callable[[], Settings]) -> Answer:
 def missing_settings(settings: Settings) -> list[str]:
     """What the function still lacks to serve an event, as variable names.
 
-    The credentials follow the client's choice: AK/SK signing as soon as either key is set,
-    else IAM password authentication. Alternatives are joined with `` or ``.
+    The credentials are config's rule (``Settings.missing_credentials``, the same the API
+    client is built by). Alternatives are joined with `` or ``.
     """
-    missing: list[str] = []
-    if settings.os_access_key or settings.os_secret_key:
-        needed = {
-            "OS_ACCESS_KEY": settings.os_access_key,
-            "OS_SECRET_KEY": settings.os_secret_key,
-            "OS_PROJECT_ID": settings.os_project_id,
-        }
-    else:
-        needed = {
-            "OS_USERNAME": settings.os_username,
-            "OS_PASSWORD": settings.os_password,
-            "OS_USER_DOMAIN_NAME": settings.os_user_domain_name,
-            "OS_PROJECT_ID or OS_PROJECT_NAME": settings.os_project_id or settings.os_project_name,
-        }
-    missing += [name for name, value in needed.items() if not _is_set(value)]
+    missing = settings.missing_credentials()
     if not any(_is_set(getattr(settings, name.lower(), None)) for name in INBOUND_SECRETS):
         missing.append(" or ".join(INBOUND_SECRETS))
     if settings.callback_url and settings.callback_secret is None:

@@ -14,6 +14,7 @@ import json
 import math
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 import functions_framework
@@ -24,6 +25,7 @@ import logs
 from clients import retry
 from clients.callback import CallbackSender
 from clients.retry import is_busy, is_retryable
+from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings, load_settings
 from errors import (
@@ -44,6 +46,7 @@ from errors import (
 )
 from events import generic
 from events.base import Note, Record, check_batch
+from events.pubsub import redelivers_every_failure
 from handlers import records
 from handlers import status as handlers_status
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
@@ -55,6 +58,8 @@ __all__ = ["event", "webhook"]
 _lock = threading.Lock()
 _settings: Settings | None = None
 _services: Services | None = None
+_smn: SmnClient | None = None
+_smn_lock = threading.Lock()
 _redact = logs.Redactor(())  # the configured secrets, once the settings are loaded
 
 logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
@@ -89,6 +94,11 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
     except PredeployError as exc:
         status, body, headers = _error(exc)
         event_log.failed(body["error"], status, exc.message, error_code=body.get("error_code"))
+        lowered = {name.lower(): value for name, value in request.headers.items()}
+        if entry.queue and not records.curable_by_retry(exc) and redelivers_every_failure(lowered):
+            # Pub/Sub push redelivers a 4xx until the message expires: acknowledge, logged above.
+            failed = {"record": 0, "status": "failed", "http_status": status, "retry": False}
+            return 200, {"results": [failed | body]}, {}
         return status, body, headers
     except Exception as exc:  # a bug: the log line names the exception, the caller learns no more
         name = type(exc).__name__
@@ -100,7 +110,8 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
 def _response(answer: Answer) -> flask.Response:
     status, body, headers = answer
     payload = _redacted(json.dumps(body))
-    if status == 413:
+    results = body.get("results") or [{}]
+    if status == 413 or results[0].get("http_status") == 413:  # also when acknowledged
         # functions-framework reads whatever is left of the request after a response that is
         # not streamed; for a body over the limit that would undo the limit. Streamed, it
         # leaves the rest unread (the server drops the connection).
@@ -154,7 +165,9 @@ def _deliver(
 ) -> Answer:
     source = entry.detect(headers, body)
     event_log.note(source=source.NAME)
-    delivery = events.receive(entry, headers, body, settings, source)
+    delivery = events.receive(
+        entry, headers, body, settings, source, certificates=lambda url: _get_smn().certificate(url)
+    )
     check_batch(delivery.records, settings)
     outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
     if entry.queue or delivery.batch or len(outcomes) != 1:
@@ -404,12 +417,31 @@ def _get_services() -> Services:
                     settings=settings,
                     taurusdb=TaurusDBClient.from_settings(settings),
                     callbacks=CallbackSender(
-                        secret=settings.callback_secrets,
+                        secret=settings.secrets("callback_secret"),
                         allowed_hosts=settings.callback_allowed_hosts,
                         timeout=settings.callback_timeout_seconds,
                     ),
+                    smn=_get_smn(),
                 )
     return _services
+
+
+def _get_smn() -> SmnClient:
+    """The SMN certificate provider and confirmer, its URL policy from the settings."""
+    global _smn
+    if _smn is None:
+        with _smn_lock:
+            if _smn is None:
+                from events import smn  # loaded with the first SMN message
+
+                settings = _get_settings()
+                endpoint = urlsplit(settings.smn_endpoint or "").hostname
+                _smn = SmnClient(
+                    lambda url: smn.url_refusal(url, settings),
+                    private_hosts=[endpoint] if endpoint else [],
+                    timeout=settings.api_timeout_seconds,
+                )
+    return _smn
 
 
 def _redacted(text: str) -> str:

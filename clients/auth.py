@@ -27,6 +27,8 @@ from clients.tls import shared_context
 from errors import AuthenticationError, UpstreamUnavailableError
 
 __all__ = [
+    "CONTENT_TYPE",
+    "SIGNED_HEADERS",
     "SIGNING_ALGORITHM",
     "AkSkAuth",
     "TokenAuth",
@@ -309,20 +311,22 @@ SIGNING_ALGORITHM = "SDK-HMAC-SHA256"
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _UNSIGNED_PAYLOAD_HEADER = "x-sdk-content-sha256"
 
-#: Hop-by-hop headers a proxy may drop or rewrite; signing them would break the signature.
-_UNSIGNED_HEADERS = frozenset(
+#: The headers that are signed when present: what the gateway needs to tie the signature to
+#: this request (its host, time, project, body type, temporary credential), as the official
+#: SDK signs them, and nothing a proxy rewrites (``Accept-Encoding``, ``User-Agent``,
+#: ``Content-Length`` when it re-chunks, hop-by-hop headers).
+SIGNED_HEADERS = frozenset(
     {
-        "authorization",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        "content-type",
+        "host",
+        "x-project-id",
+        "x-sdk-content-sha256",
+        "x-sdk-date",
+        "x-security-token",
     }
 )
+#: The SDK's Content-Type for JSON bodies (it signs it, so ours must be the same).
+CONTENT_TYPE = "application/json;charset=utf-8"
 
 
 def _encode(text: str) -> str:
@@ -342,8 +346,8 @@ def _canonical_query(raw_query: str) -> str:
 
 
 def signed_header_names(headers: Iterable[str]) -> list[str]:
-    """Every header present, lower-cased and sorted, minus the hop-by-hop ones."""
-    return sorted({name.lower() for name in headers} - _UNSIGNED_HEADERS)
+    """The ``SIGNED_HEADERS`` present, lower-cased and sorted."""
+    return sorted({name.lower() for name in headers} & SIGNED_HEADERS)
 
 
 def canonical_request(request: httpx.Request, signed_headers: list[str]) -> str:
@@ -384,8 +388,9 @@ def _utc_now() -> datetime:
 class AkSkAuth(httpx.Auth):
     """Signs each request with an access key / secret key pair; no token, no I/O.
 
-    Runs after httpx has built the request (its ``Host``, ``Content-Length``, the client's
-    default headers), so what is signed is what is sent.
+    Runs after httpx has built the request (its ``Host``, the client's default headers), so
+    what is signed is what is sent; only ``SIGNED_HEADERS`` are signed, so a proxy that
+    rewrites ``Accept-Encoding`` or ``User-Agent`` does not break the signature.
     """
 
     requires_request_body = True

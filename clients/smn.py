@@ -2,101 +2,102 @@
 
 Both URLs arrive inside a message, so they are the sender's choice until the message is
 verified, and the confirmation URL is not covered by anything we can check but its host.
-Every fetch is therefore pinned to the SMN endpoint (scheme, host and port of
-``SMN_ENDPOINT``, by default ``https://smn.{region}.otc.t-systems.com``), follows no
-redirect and has a timeout. Certificates are cached per URL (bounded), so a burst of
-notifications costs one download.
+Every fetch therefore passes the policy it is given (``events.smn.url_refusal``: https on the
+region's SMN and console hosts, or the ``SMN_ENDPOINT`` override) and then the SSRF guard
+(``clients.ssrf``: public addresses only, checked at connect time; only the host of
+``SMN_ENDPOINT`` may be private, for an emulator). No redirect is followed, each fetch has a
+timeout and a size limit. Certificates are cached per URL (bounded), so a burst of
+notifications costs one download; the HTTP client is built on first use, so a function that
+never sees SMN pays nothing for it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
 
 import httpx
-from cryptography import x509
 
+from clients.ssrf import SsrfGuard
+from clients.tls import shared_context
 from errors import UpstreamUnavailableError
 
 __all__ = ["SmnClient", "SmnError"]
 
-_CERTIFICATE_MAX_BYTES = 64 * 1024
+_MAX_BYTES = 64 * 1024
 _USER_AGENT = "predeploy-backup/0.1"
 
 
-class SmnError(Exception):
-    """SMN answered, but not with what we need (a 4xx, or a body that is no certificate)."""
+class SmnError(LookupError):
+    """SMN answered, but not with what we need (a 4xx, or a body that is too large)."""
 
 
 class SmnClient:
-    """One reused ``httpx.Client`` for the SMN endpoint of the region."""
+    """Certificate provider and subscription confirmer for SMN messages."""
 
     def __init__(
         self,
-        endpoint: str,
+        refusal: Callable[[str], str | None],
         *,
+        private_hosts: Iterable[str] = (),
         timeout: float = 5.0,
         cache_size: int = 16,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        parts = urlsplit(endpoint)
-        self.endpoint = endpoint.rstrip("/")
-        self._origin = _origin(parts.scheme, parts.hostname, parts.port)
-        self._cache: OrderedDict[str, x509.Certificate] = OrderedDict()
+        self._refusal = refusal
+        self._guard = SsrfGuard(allowed_hosts=private_hosts, allow_variable="SMN_ENDPOINT")
+        self._timeout = timeout
+        self._transport = transport
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-            follow_redirects=False,
-            transport=transport,
-            headers={"User-Agent": _USER_AGENT},
-        )
+        self._http: httpx.Client | None = None
 
-    def refusal(self, url: str) -> str | None:
-        """Why ``url`` may not be fetched, or ``None`` when it is on the SMN endpoint."""
-        try:
-            parts = urlsplit(url)
-            same = _origin(parts.scheme, parts.hostname, parts.port) == self._origin
-        except ValueError:
-            same = False
-        if not same:
-            return f"must be on the SMN endpoint {self.endpoint}"
-        if parts.username is not None or parts.password is not None:
-            return "must not contain user information"
-        return None
-
-    def certificate(self, url: str) -> x509.Certificate:
-        """The X.509 certificate at ``url`` (PEM or DER), from the cache when we have it."""
+    def certificate(self, url: str) -> bytes:
+        """The certificate at ``url`` as served (PEM or DER), from the cache when we have it."""
         with self._lock:
             cached = self._cache.get(url)
             if cached is not None:
                 self._cache.move_to_end(url)
                 return cached
-        body = self._get(url, limit=_CERTIFICATE_MAX_BYTES)
-        try:
-            if b"-----BEGIN CERTIFICATE-----" in body:
-                certificate = x509.load_pem_x509_certificate(body)
-            else:
-                certificate = x509.load_der_x509_certificate(body)
-        except ValueError:
-            raise SmnError("the signing certificate cannot be read") from None
+        body = self._get(url)
         with self._lock:
-            self._cache[url] = certificate
+            self._cache[url] = body
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return certificate
+        return body
 
     def confirm(self, url: str) -> None:
         """GET the subscription's confirmation URL, which is how SMN takes a confirmation."""
-        self._get(url, limit=_CERTIFICATE_MAX_BYTES)
+        self._get(url)
 
-    def _get(self, url: str, *, limit: int) -> bytes:
-        reason = self.refusal(url)
-        if reason is not None:  # callers check first; this keeps the pin where the I/O is
-            raise ValueError(f"refusing to fetch an SMN URL that {reason}")
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                if self._transport is not None:  # tests: a transport for hosts no test can own
+                    self._http = httpx.Client(
+                        transport=self._transport,
+                        follow_redirects=False,
+                        timeout=self._timeout,
+                        headers={"User-Agent": _USER_AGENT},
+                    )
+                else:
+                    self._http = self._guard.client(
+                        timeout=self._timeout,
+                        verify=shared_context(),
+                        headers={"User-Agent": _USER_AGENT},
+                    )
+            return self._http
+
+    def _get(self, url: str) -> bytes:
+        reason = self._refusal(url)
+        if reason is None and self._transport is None:
+            reason = self._guard.refusal(url)
+        if reason is not None:  # the source checked the policy first; the pin stays with the I/O
+            raise SmnError(f"refusing to fetch an SMN URL that {reason}")
         try:
-            with self._http.stream("GET", url) as response:
+            with self._client().stream("GET", url) as response:
                 if response.status_code >= 500 or response.status_code == 429:
                     raise UpstreamUnavailableError(f"SMN answered {response.status_code}")
                 if not response.is_success:
@@ -104,8 +105,8 @@ class SmnClient:
                 body = b""
                 for chunk in response.iter_bytes():
                     body += chunk
-                    if len(body) > limit:
-                        raise SmnError(f"SMN's answer is larger than {limit} bytes")
+                    if len(body) > _MAX_BYTES:
+                        raise SmnError(f"SMN's answer is larger than {_MAX_BYTES} bytes")
                 return body
         except httpx.TimeoutException:
             raise UpstreamUnavailableError("SMN did not answer in time", timed_out=True) from None
@@ -115,10 +116,5 @@ class SmnClient:
             ) from None
 
     def close(self) -> None:
-        self._http.close()
-
-
-def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int]:
-    if scheme not in ("https", "http") or not host:
-        raise ValueError("not an absolute http(s) URL")
-    return scheme, host.lower(), port or (443 if scheme == "https" else 80)
+        if self._http is not None:
+            self._http.close()

@@ -20,14 +20,14 @@ from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 
 import logs
-from clients.auth import AkSkAuth, TokenAuth
+from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
 from clients.retry import request_timeout
 from clients.tls import shared_context
-from config import Settings
-from errors import ApiError, ConfigurationError, UpstreamUnavailableError
+from config import AkSkCredentials, Settings
+from errors import ApiError, UpstreamUnavailableError
 from models import (
     BackupListItem,
     BackupPage,
@@ -153,6 +153,7 @@ class TaurusDBClient:
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
+                "Content-Type": CONTENT_TYPE,  # the official SDK's, on every request
                 "User-Agent": USER_AGENT,
             },
         )
@@ -161,73 +162,38 @@ class TaurusDBClient:
     def from_settings(
         cls, settings: Settings, transport: httpx.BaseTransport | None = None
     ) -> TaurusDBClient:
-        """AK/SK signing when ``OS_ACCESS_KEY`` and ``OS_SECRET_KEY`` are set, else IAM password.
-
-        Raises ``ConfigurationError`` naming every variable the chosen method still lacks.
-        """
+        """The client for ``settings.credentials()``: config decides the method (AK/SK signing
+        or an IAM token) and what is missing (``ConfigurationError``); this builds the auth."""
+        credentials = settings.credentials()
         timeout = settings.api_timeout_seconds
-        secret_key = _secret(settings.os_secret_key)
-        if settings.os_access_key or secret_key:
-            missing = []
-            if not settings.os_access_key:
-                missing.append("OS_ACCESS_KEY")
-            if not secret_key:
-                missing.append("OS_SECRET_KEY")
-            if not settings.os_project_id:
-                missing.append("OS_PROJECT_ID")
-            if missing:
-                raise ConfigurationError(
-                    "; ".join(
-                        f"{name} is not set (needed for AK/SK request signing)" for name in missing
-                    )
-                )
-            # B101: narrows types; checked above
-            assert settings.os_access_key and secret_key and settings.os_project_id  # nosec B101
+        if isinstance(credentials, AkSkCredentials):
             aksk = AkSkAuth(
-                access_key=settings.os_access_key,
-                secret_key=secret_key,
-                project_id=settings.os_project_id,
-                security_token=_secret(settings.os_security_token),
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key,
+                project_id=credentials.project_id,
+                security_token=credentials.security_token,
             )
             return cls(
                 endpoint=settings.api_endpoint,
                 auth=aksk,
-                project_id=settings.os_project_id,
+                project_id=credentials.project_id,
                 timeout=timeout,
                 transport=transport,
             )
-
-        password = _secret(settings.os_password)
-        needed = {
-            "OS_USERNAME": settings.os_username,
-            "OS_PASSWORD": password,
-            "OS_USER_DOMAIN_NAME": settings.os_user_domain_name,
-            "OS_PROJECT_ID or OS_PROJECT_NAME": settings.os_project_id or settings.os_project_name,
-        }
-        missing = [name for name, value in needed.items() if not value]
-        if missing:
-            raise ConfigurationError(
-                "; ".join(
-                    f"{name} is not set (needed for IAM password authentication)"
-                    for name in missing
-                )
-            )
-        # B101: narrows types; checked above
-        assert settings.os_username and password and settings.os_user_domain_name  # nosec B101
         token_auth = TokenAuth(
-            auth_url=settings.auth_url,
-            username=settings.os_username,
-            password=password,
-            domain_name=settings.os_user_domain_name,
-            project_id=settings.os_project_id,
-            project_name=settings.os_project_name,
+            auth_url=credentials.auth_url,
+            username=credentials.username,
+            password=credentials.password,
+            domain_name=credentials.domain_name,
+            project_id=credentials.project_id,
+            project_name=credentials.project_name,
             timeout=timeout,
             transport=transport,
         )
         client = cls(
             endpoint=settings.api_endpoint,
             auth=token_auth,
-            project_id=settings.os_project_id or token_auth.project_id,
+            project_id=credentials.project_id or token_auth.project_id,
             timeout=timeout,
             transport=transport,
         )
@@ -410,8 +376,3 @@ def _unwrap(data: Any, key: str, operation: str) -> Any:
     if not isinstance(data, dict) or key not in data:
         raise _bad_response(operation, f"no {key!r} object in the body")
     return data[key]
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    """The plain value of a ``SecretStr`` setting, with blank treated as unset."""
-    return value.get_secret_value() or None if value is not None else None

@@ -14,8 +14,9 @@ Two entry points serve them:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from config import Settings
 from errors import InvalidEventError
@@ -83,6 +84,18 @@ class _GenericShape:
         return isinstance(document, dict) and "event" in document
 
 
+class CertifiedSource(EventSource, Protocol):
+    """A source whose ``verify`` needs its sender's certificate, fetched by the caller."""
+
+    def verify(
+        self,
+        headers: Headers,
+        body: bytes,
+        settings: Settings,
+        certificates: Callable[[str], bytes] | None = None,
+    ) -> None: ...
+
+
 WEBHOOK = Entry(
     name="webhook",
     sources=(github, gitlab, smn, cloudevents, generic),
@@ -111,9 +124,18 @@ def receive(
     body: bytes,
     settings: Settings,
     source: EventSource | None = None,
+    *,
+    certificates: Callable[[str], bytes] | None = None,
 ) -> Delivery:
-    """Detect the sender (unless given), verify it (unless the platform has), parse its delivery."""
+    """Detect the sender (unless given), verify it (unless the platform has), parse its delivery.
+
+    ``certificates`` is the injected I/O for sources that verify against a certificate their
+    sender names (``NEEDS_CERTIFICATES``: SMN); the sources themselves never fetch anything.
+    """
     source = source or entry.detect(headers, body)
     if not entry.verified_by_platform:
-        source.verify(headers, body, settings)
+        if getattr(source, "NEEDS_CERTIFICATES", False):
+            cast(CertifiedSource, source).verify(headers, body, settings, certificates)
+        else:
+            source.verify(headers, body, settings)
     return source.parse(headers, body, settings)

@@ -16,7 +16,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -36,6 +36,7 @@ __all__ = [
     "Delivery",
     "Envelope",
     "EventSource",
+    "Handshake",
     "Headers",
     "Note",
     "Record",
@@ -81,6 +82,16 @@ class Note:
 
     status: str
     message: str
+
+
+@dataclass(frozen=True)
+class Handshake(Note):
+    """A note the sender completes only when we visit ``url`` (SMN's subscription
+    confirmation). The handler does the visit (``handlers.subscriptions``); ``url`` carries a
+    token, so it is kept out of reprs and answers."""
+
+    url: str = field(default="", repr=False)
+    topic: str = ""
 
 
 Record = Trigger | Note | PredeployError

@@ -42,6 +42,7 @@ __all__ = [
     "matches",
     "parse",
     "signed_with_standard_webhooks",
+    "standard_headers",
     "verify",
     "verify_standard_webhooks",
     "wrapped_trigger",
@@ -50,6 +51,12 @@ __all__ = [
 NAME = "generic"
 LABEL = "the generic pre-deploy event (Content-Type: application/json)"
 _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_SVIX_HEADERS = {
+    "svix-id": "webhook-id",
+    "svix-timestamp": "webhook-timestamp",
+    "svix-signature": "webhook-signature",
+}
+"""Svix's names for the Standard Webhooks headers, which senders built on Svix send."""
 
 
 class GenericEventModel(BaseModel):
@@ -76,16 +83,31 @@ def matches(headers: Headers, body: bytes) -> bool:
         or found.endswith("+json")
         or "authorization" in headers
         or any(name in headers for name in _SIGNATURE_HEADERS)
+        or any(name in headers for name in _SVIX_HEADERS)
     )
+
+
+def standard_headers(headers: Headers) -> Headers:
+    """The ``svix-*`` headers under their Standard Webhooks names, read as the ``svix``
+    library reads them: a ``svix-*`` header wins over its ``webhook-*`` twin."""
+    if not any(name in headers for name in _SVIX_HEADERS):
+        return headers
+    merged = dict(headers)
+    for svix, standard in _SVIX_HEADERS.items():
+        if svix in headers:
+            merged[standard] = headers[svix]
+    return merged
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
     """Standard Webhooks signature over the raw bytes, or the bearer token; else refuse.
 
-    Several configured secrets or tokens (rotation) are all accepted.
+    Several configured secrets or tokens (rotation) are all accepted; Svix's header names
+    (``svix-id``, ``svix-timestamp``, ``svix-signature``) as well as the standard ones.
     """
-    secrets = settings.webhook_secrets
-    tokens = settings.webhook_tokens
+    headers = standard_headers(headers)
+    secrets = settings.secrets("webhook_secret")
+    tokens = settings.secrets("webhook_token")
     if not secrets and not tokens:
         raise UnauthorizedError(
             "no WEBHOOK_SECRET or WEBHOOK_TOKEN is configured: unsigned events are refused"
@@ -155,7 +177,9 @@ def _signature_problem(library_message: str) -> str:
 def signed_with_standard_webhooks(headers: Headers, settings: Settings) -> bool:
     """Whether ``verify`` checks this request's Standard Webhooks signature (not a bearer token):
     only then are ``webhook-id`` and ``webhook-timestamp`` signed material."""
-    return bool(settings.webhook_secrets) and any(name in headers for name in _SIGNATURE_HEADERS)
+    return bool(settings.secrets("webhook_secret")) and any(
+        name in standard_headers(headers) for name in _SIGNATURE_HEADERS
+    )
 
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
@@ -168,6 +192,7 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     window it would hide the backup an earlier attempt made.
     """
     require_json(headers)
+    headers = standard_headers(headers)
     document = json_object(body, max_depth=settings.max_json_depth)
     event = _event(document, "")
     digest = "sha256:" + hashlib.sha256(body).hexdigest()

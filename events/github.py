@@ -126,7 +126,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
         hmac.compare_digest(
             given, (_PREFIX + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()).encode()
         )
-        for key in settings.github_webhook_secrets
+        for key in settings.secrets("github_webhook_secret")
     ]
     if not any(matched):
         raise UnauthorizedError("the X-Hub-Signature-256 signature does not match the body")

@@ -107,14 +107,14 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
                 "missing webhook-signature: with GITLAB_WEBHOOK_SIGNING_TOKEN set, "
                 "GitLab deliveries must be signed"
             )
-        verify_standard_webhooks(headers, body, settings.gitlab_webhook_signing_tokens)
+        verify_standard_webhooks(headers, body, settings.secrets("gitlab_webhook_signing_token"))
         return
     given = headers.get("x-gitlab-token", "")
     if not given:
         raise UnauthorizedError("missing X-Gitlab-Token: set the hook's secret token")
     matched = [
         hmac.compare_digest(given.encode(), value.encode())
-        for value in settings.gitlab_webhook_tokens
+        for value in settings.secrets("gitlab_webhook_token")
     ]
     if not any(matched):
         raise UnauthorizedError("the X-Gitlab-Token is not valid")

@@ -1,9 +1,11 @@
-"""Open Telekom Cloud SMN HTTP(S) subscriptions: a topic's messages POSTed to ``webhook``.
+"""Open Telekom Cloud (and Huawei Cloud) SMN HTTP(S) subscriptions: a topic's messages POSTed
+to ``webhook``.
 
 SMN sends three kinds of message, named in ``X-SMN-MESSAGE-TYPE`` and in the body's
-``type``: ``SubscriptionConfirmation`` (we confirm by GET of ``subscribe_url``),
-``Notification`` (its ``message`` is the generic event, keyed on its own ``id``, else on
-its ``message_id``) and ``UnsubscribeConfirmation`` (logged).
+``type``: ``SubscriptionConfirmation`` (a ``Handshake``: the handler confirms it by GET of
+``subscribe_url``), ``Notification`` (its ``message`` is the generic event, keyed on its own
+``id``, else on its ``message_id``; its signed ``timestamp`` is the trigger's ``sent_at``) and
+``UnsubscribeConfirmation`` (logged).
 
 Every message is signed by SMN. What is signed (SMN user guide, "Message Signature
 Verification", and Huawei's Java sample for it): the lines ``key\\nvalue\\n`` for these keys
@@ -18,12 +20,15 @@ in this order, each value as sent:
 key of the certificate at ``signing_cert_url``, with the hash that certificate's own
 signature algorithm names (the sample calls ``Signature.getInstance(cert.getSigAlgName())``).
 
-Trust: the certificate is fetched over HTTPS from the region's SMN endpoint only (the host
-is pinned, see ``clients/smn.py``); only topics listed in ``SMN_TOPIC_URNS`` are accepted
-(without the list, every SMN message is refused: a valid SMN signature only proves that
-*some* topic sent it); a subscription is confirmed only when its ``subscribe_url`` is on the
-SMN endpoint too; the signed ``timestamp`` must be less than an hour old, which bounds
-replays (a replay within the hour carries the same ``message_id``, the idempotency key).
+Trust: ``signing_cert_url`` and ``subscribe_url`` must be ``https`` URLs on the region's SMN
+and console hosts (``Settings.smn_hosts``; ``SMN_ENDPOINT`` besides, for an emulator); only
+topics listed in ``SMN_TOPIC_URNS`` are accepted (without the list, every SMN message is
+refused: a valid SMN signature only proves that *some* topic sent it); the signed
+``timestamp`` must be less than an hour old, which bounds replays (a replay within the hour
+carries the same ``message_id``, the idempotency key).
+
+Pure, as every source: the certificate comes from the ``certificates`` provider the caller
+injects (``clients.smn.SmnClient.certificate``), and the confirmation is the handler's.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -41,13 +47,24 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import BaseModel, ConfigDict, Field
 
-from clients.smn import SmnClient, SmnError
 from config import Settings
 from errors import InvalidEventError, UnauthorizedError
 from events import generic
-from events.base import Delivery, Headers, Note, attempt, json_object, single, validate
+from events.base import Delivery, Handshake, Headers, Note, attempt, json_object, single, validate
 
-__all__ = ["LABEL", "MAX_AGE", "NAME", "SmnMessage", "matches", "parse", "string_to_sign", "verify"]
+__all__ = [
+    "LABEL",
+    "MAX_AGE",
+    "NAME",
+    "NEEDS_CERTIFICATES",
+    "CertificateProvider",
+    "SmnMessage",
+    "matches",
+    "parse",
+    "string_to_sign",
+    "url_refusal",
+    "verify",
+]
 
 NAME = "smn"
 LABEL = "Open Telekom Cloud SMN HTTP(S) subscriptions (X-SMN-MESSAGE-TYPE header)"
@@ -61,8 +78,14 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 _log = logging.getLogger("predeploy.smn")
-_clients: dict[tuple[str, float], SmnClient] = {}
-_clients_lock = threading.Lock()
+
+NEEDS_CERTIFICATES = True
+"""``events.receive`` passes this source's ``verify`` the injected certificate provider."""
+
+CertificateProvider = Callable[[str], bytes]
+"""``url -> certificate`` (PEM or DER bytes), for a URL ``url_refusal`` accepted. Raises
+``LookupError`` when SMN answers without a certificate, ``UpstreamUnavailableError`` when SMN
+cannot be reached."""
 
 MessageType = Literal["SubscriptionConfirmation", "Notification", "UnsubscribeConfirmation"]
 
@@ -89,8 +112,16 @@ def matches(headers: Headers, body: bytes) -> bool:
     return "x-smn-message-type" in headers
 
 
-def verify(headers: Headers, body: bytes, settings: Settings) -> None:
-    """Listed topic, pinned URLs, fresh timestamp, then the signature: in that order."""
+def verify(
+    headers: Headers,
+    body: bytes,
+    settings: Settings,
+    certificates: CertificateProvider | None = None,
+) -> None:
+    """Listed topic, allowed URLs, fresh timestamp, then the signature: in that order.
+
+    Without a certificate provider nothing can be verified, so the message is refused.
+    """
     if not settings.smn_topic_urns:
         raise UnauthorizedError(
             "no SMN_TOPIC_URNS is configured: SMN messages are refused until their topics "
@@ -99,12 +130,11 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
     message = _message(headers, body)
     if message.topic_urn not in settings.smn_topic_urns:
         raise UnauthorizedError(f"topic {message.topic_urn} is not in SMN_TOPIC_URNS")
-    client = _client(settings)
-    reason = client.refusal(message.signing_cert_url)
+    reason = url_refusal(message.signing_cert_url, settings)
     if reason is not None:
         raise UnauthorizedError(f"signing_cert_url {reason}")
     if message.type == "SubscriptionConfirmation":
-        reason = client.refusal(message.subscribe_url or "")
+        reason = url_refusal(message.subscribe_url or "", settings)
         if reason is not None:
             raise UnauthorizedError(f"subscribe_url {reason}")
     if not message.signature:
@@ -112,11 +142,37 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
     if message.signature_version.lower() != "v1":
         raise UnauthorizedError("signature_version must be v1")
     _check_time(message.timestamp)
+    if certificates is None:
+        raise UnauthorizedError("no SMN certificate provider is configured")
     try:
-        certificate = client.certificate(message.signing_cert_url)
-    except SmnError as exc:
+        certificate = _certificate(certificates(message.signing_cert_url))
+    except LookupError as exc:
         raise UnauthorizedError(f"the signing certificate is not usable: {exc}") from None
     _check_signature(message, certificate)
+
+
+def url_refusal(url: str, settings: Settings) -> str | None:
+    """Why SMN's ``url`` may not be fetched, or ``None``: https on one of
+    ``settings.smn_hosts`` (default port), or the very origin of ``SMN_ENDPOINT``."""
+    try:
+        parts = urlsplit(url)
+        origin = _origin(parts.scheme, parts.hostname, parts.port)
+    except ValueError:
+        origin = None
+    allowed = origin is not None and (
+        origin in {("https", host, 443) for host in settings.smn_hosts}
+        or origin == _endpoint_origin(settings)
+    )
+    if not allowed:
+        hosts = ", ".join(settings.smn_hosts)
+        region = settings.os_region_name
+        return (
+            f"must be an https URL on an SMN host of {region} ({hosts}), "
+            "SMN_ALLOWED_HOSTS or SMN_ENDPOINT"
+        )
+    if parts.username is not None or parts.password is not None:
+        return "must not contain user information"
+    return None
 
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
@@ -130,19 +186,19 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
                     key=message.message_id,
                     field="message",
                     settings=settings,
+                    sent_at=_time(message.timestamp),
                 )
             )
         )
     if message.type == "SubscriptionConfirmation":
-        try:
-            _client(settings).confirm(message.subscribe_url or "")
-        except SmnError as exc:
-            raise InvalidEventError(f"SMN did not take the confirmation: {exc}") from None
-        _log.info(
-            "SMN subscription confirmed",
-            extra={"fields": {"outcome": "subscription_confirmed", "topic_urn": message.topic_urn}},
+        return single(
+            Handshake(
+                "subscription_confirmed",
+                f"subscribed to {message.topic_urn}",
+                url=message.subscribe_url or "",
+                topic=message.topic_urn,
+            )
         )
-        return single(Note("subscription_confirmed", f"subscribed to {message.topic_urn}"))
     _log.warning(
         "SMN subscription cancelled",
         extra={"fields": {"outcome": "unsubscribed", "topic_urn": message.topic_urn}},
@@ -179,18 +235,30 @@ def _message(headers: Headers, body: bytes) -> SmnMessage:
     return message
 
 
-def _check_time(timestamp: str) -> None:
+def _time(timestamp: str) -> datetime:
     try:
         sent = datetime.fromisoformat(timestamp)
     except ValueError:
         raise UnauthorizedError("the timestamp is not an ISO 8601 time") from None
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=UTC)
+    return sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
+
+
+def _check_time(timestamp: str) -> None:
+    sent = _time(timestamp)
     now = datetime.now(tz=UTC)
     if sent < now - MAX_AGE:
         raise UnauthorizedError("the message's timestamp is more than an hour old")
     if sent > now + MAX_SKEW:
         raise UnauthorizedError("the message's timestamp is more than 5 minutes in the future")
+
+
+def _certificate(data: bytes) -> x509.Certificate:
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise UnauthorizedError("the signing certificate cannot be read") from None
 
 
 def _check_signature(message: SmnMessage, certificate: x509.Certificate) -> None:
@@ -211,12 +279,14 @@ def _check_signature(message: SmnMessage, certificate: x509.Certificate) -> None
         raise UnauthorizedError("the SMN signature does not match the message") from None
 
 
-def _client(settings: Settings) -> SmnClient:
-    """One client (connection pool and certificate cache) per endpoint, for the process."""
-    key = (settings.smn_base_url, settings.api_timeout_seconds)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = SmnClient(key[0], timeout=key[1])
-            _clients[key] = client
-        return client
+def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int]:
+    if scheme not in ("https", "http") or not host:
+        raise ValueError("not an absolute http(s) URL")
+    return scheme, host.lower().rstrip("."), port or (443 if scheme == "https" else 80)
+
+
+def _endpoint_origin(settings: Settings) -> tuple[str, str, int] | None:
+    if settings.smn_endpoint is None:
+        return None
+    parts = urlsplit(settings.smn_endpoint)
+    return _origin(parts.scheme, parts.hostname, parts.port)

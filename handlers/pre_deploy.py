@@ -34,6 +34,7 @@ from typing import Literal, TypeVar
 
 from clients.callback import CallbackDelivery, CallbackSender
 from clients.retry import Deadline, is_busy, is_retryable, retrying, within
+from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings
 from errors import (
@@ -80,6 +81,8 @@ class Services:
     settings: Settings
     taurusdb: TaurusDBClient
     callbacks: CallbackSender
+    smn: SmnClient | None = None
+    """Confirms SMN subscriptions; ``None`` where no SMN message can arrive."""
 
 
 @dataclass(frozen=True)

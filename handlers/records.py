@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from clients.retry import Deadline, is_retryable
 from errors import ApiError, AuthenticationError, ConfigurationError, PredeployError
-from events.base import Note
-from handlers import pre_deploy
+from events.base import Handshake, Note
+from handlers import pre_deploy, subscriptions
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from models import Trigger
 
@@ -47,7 +47,17 @@ def serve_each(
             share = Deadline(deadline.remaining() / sum(told[index:]))
             pre_deploy.report_failure(trigger, result, services, limit=share)
     found = iter(results)
-    return [next(found) if isinstance(record, Trigger) else record for record in records]
+    outcomes: list[Outcome] = []
+    for record in records:
+        if isinstance(record, Handshake):
+            outcomes.append(
+                subscriptions.confirm(record, services.smn.confirm if services.smn else None)
+            )
+        elif isinstance(record, Trigger):
+            outcomes.append(next(found))
+        else:
+            outcomes.append(record)
+    return outcomes
 
 
 def curable_by_retry(exc: PredeployError) -> bool:

@@ -39,6 +39,10 @@ def function_env(api_url: str) -> dict[str, str]:
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "CALLBACK_SECRET": CALLBACK_SECRET,
         "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+        # The samples carry fixed send times (2026-11-27): a week later they would be refused
+        # as too old. Tests of the sources serve them whatever their age; tests of the window
+        # set IDEMPOTENCY_WINDOW_DAYS themselves.
+        "IDEMPOTENCY_WINDOW_DAYS": "3650",
     }
 
 

@@ -155,13 +155,38 @@ def test_query_changed_after_signing_is_refused(emu: Emulator) -> None:
     assert status == 401 and SIGNATURE_FAIL in message
 
 
-def test_signed_header_changed_after_signing_is_refused(emu: Emulator) -> None:
-    def other_language(request: httpx.Request) -> httpx.Request:
-        request.headers["User-Agent"] = "someone-else/1.0"
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("Content-Type", "text/plain"), ("X-Project-Id", "0" * 32), ("Host", "other.example")],
+)
+def test_signed_header_changed_after_signing_is_refused(
+    emu: Emulator, name: str, value: str
+) -> None:
+    def changed(request: httpx.Request) -> httpx.Request:
+        request.headers[name] = value
         return request
 
-    status, _, message = error(signed_then_sent(emu, other_language))
+    status, _, message = error(signed_then_sent(emu, changed))
     assert status == 401 and SIGNATURE_FAIL in message
+    assert all(r.status == 401 for r in emu.requests())
+
+
+def test_headers_a_proxy_rewrites_are_not_signed(emu: Emulator) -> None:
+    """A proxy that rewrites Accept-Encoding or User-Agent (issue #11) breaks nothing."""
+
+    def proxied(request: httpx.Request) -> httpx.Request:
+        request.headers["User-Agent"] = "corporate-proxy/1.0"
+        request.headers["Accept-Encoding"] = "identity"
+        request.headers["Accept"] = "*/*"
+        return request
+
+    response = signed_then_sent(emu, proxied)
+    assert response.status_code == 201, response.text
+    (record,) = emu.requests()
+    assert record.headers["user-agent"] == "corporate-proxy/1.0"
+    authorization = response.request.headers["Authorization"]
+    signed = authorization.split("SignedHeaders=", 1)[1].split(",", 1)[0]
+    assert signed == "content-type;host;x-project-id;x-sdk-date"
 
 
 @pytest.mark.parametrize(

@@ -63,8 +63,9 @@ def test_webhook_senders_are_not_accepted_on_event(client: FlaskClient, emu: Emu
 def test_oversized_delivery_is_413(
     env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
+    """Pub/Sub's pushes are acknowledged instead (test_sources_pubsub); a CloudEvent is not."""
     monkeypatch.setenv("MAX_BODY_BYTES", "100")
-    body, headers = sample("pubsub-push")
+    body, headers = sample("cloudevents-structured")
     response = make_client("event").post("/", data=body, headers=headers)
     assert response.status_code == 413
     assert emu.requests() == []

@@ -29,6 +29,7 @@ PAYLOADS = Path(__file__).parent / "payloads" / "gitlab"
 @pytest.fixture(scope="module")
 def web(_emulator_process: Emulator) -> Iterator[str]:
     env = {**os.environ, **sources_env(_emulator_process.url, "https://smn.example", "")}
+    env["IDEMPOTENCY_WINDOW_DAYS"] = "7"  # the default: these payloads are moved to now
     env.pop("CALLBACK_URL")
     with function_server(env) as url:
         yield url

@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from emulator import Emulator
 from helpers import ROOT, SAMPLES, WEBHOOK_SECRET, WEBHOOK_TOKEN, function_env
 from tools import localenv
-from tools.invoke import build_request, main, prepare
+from tools.invoke import build_request, main, prepare, send, summary, unwrap
 from tools.serve import free_port, function_server
 
 SAMPLE = SAMPLES / "generic-pre-deploy.json"
@@ -196,7 +196,11 @@ def test_apig_sample_signs_the_wrapped_request(tmp_path: Path) -> None:
         {"WEBHOOK_SECRET": WEBHOOK_SECRET},
         callback_url="http://127.0.0.1:9/hooks/backup",
     )
-    assert (prepared.sender, prepared.entry, prepared.path) == ("apig", "event", "/invoke")
+    assert (prepared.sender, prepared.entry, prepared.path) == (
+        "functiongraph-apig",
+        "event",
+        "/invoke",
+    )
     wrapper = json.loads(prepared.body)
     inner = base64.b64decode(wrapper["body"])
     assert json.loads(inner)["callback_url"] == "http://127.0.0.1:9/hooks/backup"
@@ -207,7 +211,7 @@ def test_queue_samples_go_to_the_event_entry_point_unsigned() -> None:
     for name, sender in [
         ("pubsub-push", "pubsub"),
         ("cloudevents-binary", "cloudevents"),
-        ("functiongraph-timer", "fg"),
+        ("functiongraph-timer", "functiongraph"),
     ]:
         prepared = prepare(SAMPLES / f"{name}.json", {"WEBHOOK_SECRET": WEBHOOK_SECRET})
         assert (prepared.sender, prepared.entry) == (sender, "event"), name
@@ -320,3 +324,40 @@ def test_dotenv_is_read_by_invoke(
     monkeypatch.setattr(localenv, "DOTENV", dotenv)
     assert main([str(sample)]) == 0
     assert capsys.readouterr().out.startswith("HTTP 202\n")
+
+
+def test_apig_answer_is_read_from_its_status_code(
+    env: dict[str, str], emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APIG answers 200 {"statusCode": 401, ...} for a refused wrapped request: that is a 401."""
+    monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
+    wrong = "whsec_" + base64.b64encode(b"not-the-functions-secret-0123").decode()
+    # the sender signs with another secret than the function's WEBHOOK_SECRET
+    prepared = prepare(
+        SAMPLES / "functiongraph-apig.json",
+        {"WEBHOOK_SECRET": wrong},
+        callback_url="http://127.0.0.1:9/cb",
+    )
+    answer = send(prepared.body, prepared.headers, target="event", path="/invoke")
+    assert answer.status == 200
+    assert unwrap(answer).status == 401
+    good, lines = summary(unwrap(answer))
+    assert not good and "failed: unauthorized" in lines[0]
+    assert creates(emu) == 0
+
+
+def test_callback_failure_is_reported(
+    env: dict[str, str],
+    emu: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Nobody listens at the callback URL: the backup is made, the summary says the callback
+    was not delivered."""
+    monkeypatch.setenv("CALLBACK_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("CALLBACK_RETRY_SECONDS", "0")
+    code = main([str(SAMPLE), "--callback-url", f"http://127.0.0.1:{free_port()}/cb"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "made now" in err and "callback NOT delivered" in err
+    assert creates(emu) == 1

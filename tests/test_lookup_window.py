@@ -73,7 +73,7 @@ def old_history(emu: Emulator, count: int) -> None:
 
 @pytest.fixture
 def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="5")
+    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="5", IDEMPOTENCY_WINDOW_DAYS="7")
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def services(env: dict[str, str]) -> Iterator[Services]:
             settings=settings,
             taurusdb=api,
             callbacks=CallbackSender(
-                secret=settings.callback_secrets,
+                secret=settings.secrets("callback_secret"),
                 allowed_hosts=settings.callback_allowed_hosts,
                 timeout=settings.callback_timeout_seconds,
             ),
@@ -179,7 +179,9 @@ def test_a_delivery_after_the_window_is_refused_and_nothing_is_made(
     monkeypatch.setenv("IDEMPOTENCY_WINDOW_DAYS", window_days)
     settings = Settings()
     with TaurusDBClient.from_settings(settings) as api:
-        services = Services(settings, api, CallbackSender(secret=settings.callback_secrets))
+        services = Services(
+            settings, api, CallbackSender(secret=settings.secrets("callback_secret"))
+        )
         result = serve(services, trigger(datetime.now(UTC) - age))
 
     assert isinstance(result, InvalidEventError)
@@ -227,7 +229,9 @@ def test_clock_skew_between_function_and_api_still_finds_the_backup(
     settings = Settings()
     sent = datetime.now(UTC)  # the sender's clock agrees with the function's
     with TaurusDBClient.from_settings(settings) as api:
-        services = Services(settings, api, CallbackSender(secret=settings.callback_secrets))
+        services = Services(
+            settings, api, CallbackSender(secret=settings.secrets("callback_secret"))
+        )
         first = serve(services, trigger(sent))
         second = serve(services, trigger(sent))  # a redelivery, the backup still BUILDING
 

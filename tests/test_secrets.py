@@ -1,4 +1,5 @@
-"""Secrets from files, several secrets at once (rotation), and ALLOWED_INSTANCES (403)."""
+"""Secrets from files, several secrets at once (rotation: <NAME>_PREVIOUS, or one per line),
+secrets with any character, and ALLOWED_INSTANCES (403)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def test_every_secret_can_come_from_a_file(
     field: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whsec = ("webhook_secret", "callback_secret", "gitlab_webhook_signing_token")
-    value = WEBHOOK_SECRET if field in whsec else "s3cr3t-value-1"
+    value = WEBHOOK_SECRET if field.removesuffix("_previous") in whsec else "s3cr3t-value-1"
     monkeypatch.setenv(f"{field.upper()}_FILE", secret_file(tmp_path, field, value + "\n"))
     secret = getattr(load_settings(), field)
     assert secret is not None and secret.get_secret_value() == value  # newline stripped
@@ -138,20 +139,58 @@ def test_function_reports_a_missing_secret_file_as_configuration_error(
 # Rotation: several secrets at once
 
 
-def test_rotating_settings_split_into_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBHOOK_SECRET", f" {NEW_SECRET}  {WEBHOOK_SECRET} ")
-    monkeypatch.setenv("WEBHOOK_TOKEN", "token-new,token-old")
-    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "gh-new gh-old")
-    monkeypatch.setenv("GITLAB_WEBHOOK_TOKEN", "gl-new,\ngl-old")
-    monkeypatch.setenv("CALLBACK_SECRET", f"{NEW_CALLBACK_SECRET},{CALLBACK_SECRET}")
+def test_rotating_secrets_take_previous_and_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each value whole; the one being retired in <NAME>_PREVIOUS, or one value per line."""
+    monkeypatch.setenv("WEBHOOK_SECRET", NEW_SECRET)
+    monkeypatch.setenv("WEBHOOK_SECRET_PREVIOUS", WEBHOOK_SECRET)
+    monkeypatch.setenv("WEBHOOK_TOKEN", "token-new\ntoken-old")
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "gh new, with spaces")
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET_PREVIOUS", "gh-old")
+    monkeypatch.setenv("GITLAB_WEBHOOK_TOKEN", "gl-new\r\ngl-old")
+    monkeypatch.setenv("CALLBACK_SECRET", NEW_CALLBACK_SECRET)
+    monkeypatch.setenv("CALLBACK_SECRET_PREVIOUS", CALLBACK_SECRET)
     settings = load_settings()
-    assert settings.webhook_secrets == [NEW_SECRET, WEBHOOK_SECRET]
-    assert settings.webhook_tokens == ["token-new", "token-old"]
-    assert settings.github_webhook_secrets == ["gh-new", "gh-old"]
-    assert settings.gitlab_webhook_tokens == ["gl-new", "gl-old"]
-    assert settings.callback_secrets == [NEW_CALLBACK_SECRET, CALLBACK_SECRET]
+    assert settings.secrets("webhook_secret") == [NEW_SECRET, WEBHOOK_SECRET]
+    assert settings.secrets("webhook_token") == ["token-new", "token-old"]
+    assert settings.secrets("github_webhook_secret") == ["gh new, with spaces", "gh-old"]
+    assert settings.secrets("gitlab_webhook_token") == ["gl-new", "gl-old"]
+    assert settings.secrets("callback_secret") == [NEW_CALLBACK_SECRET, CALLBACK_SECRET]
+    assert settings.secrets("gitlab_webhook_signing_token") == []
     values = set(settings.secret_values())
     assert {"token-new", "token-old", "gh-old", "gl-new", NEW_SECRET, WEBHOOK_SECRET} <= values
+    assert "gh new, with spaces" in values
+
+
+@pytest.mark.parametrize("value", ["It's a Secret to Everybody", "a,b", " padded ", 'q"uote\\ ünï'])
+def test_github_and_gitlab_secrets_are_taken_whole(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", value)
+    monkeypatch.setenv("GITLAB_WEBHOOK_TOKEN", value)
+    settings = load_settings()
+    assert settings.secrets("github_webhook_secret") == [value]
+    assert settings.secrets("gitlab_webhook_token") == [value]
+
+
+def test_one_secret_per_line_in_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = secret_file(tmp_path, "github", "new secret, with a comma\nold secret\n")
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET_FILE", path)
+    monkeypatch.setenv("WEBHOOK_SECRET_PREVIOUS_FILE", secret_file(tmp_path, "w", WEBHOOK_SECRET))
+    settings = load_settings()
+    assert settings.secrets("github_webhook_secret") == ["new secret, with a comma", "old secret"]
+    assert settings.secrets("webhook_secret") == [WEBHOOK_SECRET]
+
+
+def test_old_space_separated_standard_webhooks_list_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The form before 0.x: refused loudly at start, naming the new form, never half-read."""
+    monkeypatch.setenv("WEBHOOK_SECRET", f"{NEW_SECRET} {WEBHOOK_SECRET}")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "WEBHOOK_SECRET: must be a Standard Webhooks secret" in caught.value.message
+    assert "<NAME>_PREVIOUS" in caught.value.message
+    assert NEW_SECRET not in caught.value.message
 
 
 def test_passwords_are_never_split(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,7 +201,7 @@ def test_passwords_are_never_split(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_one_malformed_secret_in_a_list_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEBHOOK_SECRET", f"{NEW_SECRET} whsec_short")
+    monkeypatch.setenv("WEBHOOK_SECRET", f"{NEW_SECRET}\nwhsec_short")
     with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET: must be a Standard Webhooks"):
         load_settings()
 
@@ -170,7 +209,8 @@ def test_one_malformed_secret_in_a_list_is_refused(monkeypatch: pytest.MonkeyPat
 def test_events_signed_with_any_configured_secret_are_accepted(
     env: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
-    env.setenv("WEBHOOK_SECRET", f"{NEW_SECRET} {WEBHOOK_SECRET}")
+    env.setenv("WEBHOOK_SECRET", NEW_SECRET)
+    env.setenv("WEBHOOK_SECRET_PREVIOUS", WEBHOOK_SECRET)
     client = make_client()
     for number, secret in enumerate((NEW_SECRET, WEBHOOK_SECRET)):
         body = event(id=f"deploy-rotation-{number}", instance_id=f"{number + 1:032x}in07")
@@ -194,7 +234,8 @@ def test_events_signed_with_any_configured_secret_are_accepted(
 
 def test_bearer_tokens_rotate(env: pytest.MonkeyPatch, emu: Emulator) -> None:
     env.delenv("WEBHOOK_SECRET")
-    env.setenv("WEBHOOK_TOKEN", f"token-2026-new,{WEBHOOK_TOKEN}")
+    env.setenv("WEBHOOK_TOKEN", "token-2026-new")
+    env.setenv("WEBHOOK_TOKEN_PREVIOUS", WEBHOOK_TOKEN)
     client = make_client()
     for number, token in enumerate(("token-2026-new", WEBHOOK_TOKEN)):
         body = event(id=f"deploy-token-{number}", instance_id=f"{number + 1:032x}in07")
@@ -209,7 +250,7 @@ def test_bearer_tokens_rotate(env: pytest.MonkeyPatch, emu: Emulator) -> None:
 def test_callbacks_carry_one_signature_per_callback_secret(
     env: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
-    env.setenv("CALLBACK_SECRET", f"{NEW_CALLBACK_SECRET} {CALLBACK_SECRET}")
+    env.setenv("CALLBACK_SECRET", f"{NEW_CALLBACK_SECRET}\n{CALLBACK_SECRET}")
     with CallbackReceiver(CALLBACK_SECRET) as old, CallbackReceiver(NEW_CALLBACK_SECRET) as new:
         client = make_client()
         for number, receiver in enumerate((old, new)):

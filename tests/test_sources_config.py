@@ -18,12 +18,36 @@ def test_defaults() -> None:
     settings = load_settings()
     assert settings.event_types == list(DEFAULT_EVENT_TYPES)
     assert settings.smn_topic_urns == []
-    assert settings.smn_base_url == "https://smn.eu-de.otc.t-systems.com"
+    assert settings.smn_hosts == [
+        "smn.eu-de.otc.t-systems.com",
+        "console.otc.t-systems.com",
+        "console.eu-de.otc.t-systems.com",
+    ]
 
 
-def test_region_moves_the_smn_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OS_REGION_NAME", "eu-nl")
-    assert load_settings().smn_base_url == "https://smn.eu-nl.otc.t-systems.com"
+@pytest.mark.parametrize(
+    ("region", "hosts"),
+    [
+        ("eu-nl", ["smn.eu-nl.otc.t-systems.com", "console.otc.t-systems.com"]),
+        ("eu-ch2", ["smn.eu-ch2.sc.otc.t-systems.com", "console.sc.otc.t-systems.com"]),
+        (
+            "sa-brazil-1",
+            ["smn.sa-brazil-1.myhuaweicloud.com", "sa-brazil-1-console.huaweicloud.com"],
+        ),
+    ],
+)
+def test_region_moves_the_smn_hosts(
+    monkeypatch: pytest.MonkeyPatch, region: str, hosts: list[str]
+) -> None:
+    monkeypatch.setenv("OS_REGION_NAME", region)
+    found = load_settings().smn_hosts
+    assert set(hosts) <= set(found)
+    assert not any("eu-de" in host for host in found)
+
+
+def test_smn_allowed_hosts_are_added(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMN_ALLOWED_HOSTS", " SMN-Proxy.example.com ,")
+    assert load_settings().smn_hosts[-1] == "smn-proxy.example.com"
 
 
 def test_lists_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +57,7 @@ def test_lists_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.event_types == ["com.acme.deploy.*"]
     assert settings.smn_topic_urns == ["urn:smn:eu-de:p:a", "urn:smn:eu-de:p:b"]
-    assert settings.smn_base_url == "http://127.0.0.1:8099"
+    assert settings.smn_endpoint == "http://127.0.0.1:8099/"
 
 
 def test_empty_event_types_keep_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

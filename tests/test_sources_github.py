@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from config import load_settings
 from emulator import Emulator
+from errors import UnauthorizedError
 from events import github
 from helpers import INSTANCE
 from models import Trigger
@@ -196,3 +197,55 @@ def test_the_deployment_is_the_key(env: None) -> None:
     assert trigger.instance_id == INSTANCE
     assert trigger.sent_at is not None
     assert trigger.sent_at.isoformat() == "2026-11-27T10:00:00+00:00"
+
+
+# GitHub docs, "Validating webhook deliveries": the test vector for any implementation
+# (secret, body in /work/shared/payloads/github/hello.txt, and the signature GitHub computes).
+TEST_VECTOR_SECRET = "It's a Secret to Everybody"
+TEST_VECTOR_BODY = b"Hello, World!"
+TEST_VECTOR_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+
+
+def test_githubs_own_test_vector_verifies(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", TEST_VECTOR_SECRET)
+    headers = {"x-hub-signature-256": TEST_VECTOR_SIGNATURE}
+    github.verify(headers, TEST_VECTOR_BODY, load_settings())  # raises when it does not match
+
+
+def test_test_vector_with_another_secret_does_not_verify(
+    env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "It's a Secret to Everybody!")
+    with pytest.raises(UnauthorizedError, match="does not match the body"):
+        github.verify(
+            {"x-hub-signature-256": TEST_VECTOR_SIGNATURE}, TEST_VECTOR_BODY, load_settings()
+        )
+
+
+def test_delivery_signed_with_a_secret_with_spaces_backs_up(
+    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    """The secret, taken whole, with GitHub's vector's spaces and apostrophe, and a comma."""
+    secret = "It's a Secret to Everybody, really"
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", secret)
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET_PREVIOUS", GITHUB_SECRET)
+    client = make_client("webhook")
+    body = deployment(instance_id=INSTANCE)
+    response = client.post(
+        "/",
+        data=body,
+        headers=headers(body) | {"X-Hub-Signature-256": github_signature(body, secret)},
+    )
+    assert response.status_code == 202, response.get_json()
+    # the previous secret (rotation) still verifies: the same delivery, found, not made again
+    response = client.post("/", data=body, headers=headers(body))
+    assert response.status_code == 200, response.get_json()
+    assert len(creates(emu)) == 1
+    # a part of the secret is not the secret
+    response = client.post(
+        "/",
+        data=body,
+        headers=headers(body) | {"X-Hub-Signature-256": github_signature(body, "It's")},
+    )
+    assert response.status_code == 401
+    assert len(creates(emu)) == 1

@@ -195,3 +195,19 @@ def test_unverified_signed_delivery_is_refused(
     assert response.status_code == 401
     assert message in response.get_json()["message"]
     assert emu.requests() == []
+
+
+def test_token_with_any_character_is_taken_whole(
+    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    """GitLab's secret token is free text; before, spaces and commas split it into several."""
+    token = "deploy token, v2 'prod'"
+    monkeypatch.setenv("GITLAB_WEBHOOK_TOKEN", token)
+    client = make_client("webhook")
+    body, headers = hook()
+    for part in ("deploy", "token", "v2 'prod'"):
+        response = client.post("/", data=body, headers=headers | {"X-Gitlab-Token": part})
+        assert response.status_code == 401
+    assert emu.requests() == []
+    response = client.post("/", data=body, headers=headers | {"X-Gitlab-Token": token})
+    assert response.status_code in (200, 202), response.get_json()

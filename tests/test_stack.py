@@ -4,6 +4,7 @@ runs them, over real sockets: the stack in its own process, invoke in another.""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from helpers import ROOT, SAMPLES
 from tools.localenv import read_dotenv
 from tools.serve import free_port
+from tools.stack import _parse
 
 
 @dataclass
@@ -171,3 +173,13 @@ def test_ctrl_c_stops_everything_and_removes_the_exports(tmp_path: Path) -> None
     for port in ports.values():
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
+
+
+def test_the_documented_ports_are_the_defaults() -> None:
+    """docs/emulator.md's table of ports is what ./dev.sh serve uses without options."""
+    defaults = vars(_parse([]))
+    page = (ROOT / "docs" / "emulator.md").read_text()
+    rows = re.findall(r"\| (\d+) \| `--([a-z]+)-port` \|", page)
+    assert {name for _, name in rows} == {"emulator", "webhook", "event", "receiver"}
+    for port, name in rows:
+        assert defaults[f"{name}_port"] == int(port), name

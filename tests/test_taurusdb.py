@@ -124,7 +124,7 @@ def test_create_backup(emu: Emulator, client: TaurusDBClient) -> None:
         201,
     )
     assert record.body == {"instance_id": INSTANCE_ID, "name": "pre-deploy-1"}
-    assert record.headers["content-type"] == "application/json"
+    assert record.headers["content-type"] == "application/json;charset=utf-8"  # the SDK's
     assert record.headers["accept"] == "application/json"
     assert record.headers["x-language"] == "en-us"
     assert record.headers["user-agent"] == USER_AGENT

@@ -98,7 +98,8 @@ def sender_of(headers: Mapping[str, str], body: bytes) -> str:
     ):
         return "smn"
     if "x-cff-request-id" in names:
-        return "apig" if isinstance(document, dict) and "requestContext" in document else "fg"
+        apig = isinstance(document, dict) and "requestContext" in document
+        return "functiongraph-apig" if apig else "functiongraph"
     if (
         isinstance(document, dict)
         and isinstance(document.get("message"), dict)
@@ -110,7 +111,12 @@ def sender_of(headers: Mapping[str, str], body: bytes) -> str:
     return "generic"
 
 
-_ENTRY = {"fg": "event", "apig": "event", "pubsub": "event", "cloudevents": "event"}
+_ENTRY = {
+    "functiongraph": "event",
+    "functiongraph-apig": "event",
+    "pubsub": "event",
+    "cloudevents": "event",
+}
 
 
 def prepare(
@@ -141,7 +147,7 @@ def prepare(
         body = _moved(body, callback_url)
     when = now or datetime.now(tz=UTC)
     warnings: list[str] = []
-    if sender == "apig":
+    if sender == "functiongraph-apig":
         body = _signed_apig(body, environ, message_id, when, warnings)
     elif entry == "webhook" or sender in ("github", "gitlab", "smn", "generic"):
         body = _sign(sender, body, headers, environ, message_id, when, warnings)
@@ -150,7 +156,7 @@ def prepare(
         if not separator or not name.strip():
             raise InvokeError(f"--header {override!r}: expected NAME:VALUE")
         _merge(headers, {name.strip(): value.strip()})
-    path = "/invoke" if sender in ("fg", "apig") else "/"
+    path = "/invoke" if sender.startswith("functiongraph") else "/"
     headers = {k: v for k, v in headers.items() if v != ""}
     return Prepared(sender, entry, path, body, headers, warnings)
 
@@ -429,7 +435,7 @@ def _describe(record: Any) -> tuple[str, bool]:
         made = "made now" if record.get("created") or record.get("job_id") else "already there"
         job = f", job {record['job_id']}" if record.get("job_id") else ""
         callbacks = record.get("callbacks") or record.get("callback") or {}
-        sent = " (callback delivered)" if "'delivered': True" in str(callbacks) else ""
+        sent = _callbacks(callbacks)
         text = (
             f"{where}backup {backup.get('name')} of {backup.get('instance_id')} {made}{job}{sent}"
         )
@@ -438,6 +444,19 @@ def _describe(record: Any) -> tuple[str, bool]:
     if status in _WELL:
         return f"{where}{status}: {record.get('message', '')}".rstrip(": "), True
     return f"{where}{json.dumps(record)[:200]}", 200 <= int(record.get("http_status", 200)) < 300
+
+
+def _callbacks(value: Any) -> str:
+    """`` (callback delivered)`` or `` (callback NOT delivered: …)`` from an answer's report."""
+    reports = [value] if isinstance(value, dict) and "delivered" in value else []
+    if isinstance(value, dict) and not reports:
+        reports = [v for v in value.values() if isinstance(v, dict)]
+    if not reports:
+        return ""
+    failed = [r for r in reports if not r.get("delivered")]
+    if failed:
+        return f" (callback NOT delivered: {failed[0].get('error') or failed[0].get('status')})"
+    return " (callback delivered)"
 
 
 def _url_for(args: argparse.Namespace, environ: Mapping[str, str], entry: str, path: str) -> str:

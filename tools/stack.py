@@ -81,6 +81,9 @@ def stack_env(environ: Mapping[str, str], emulator: Emulator, receiver_url: str)
         ),
         "CALLBACK_URL": receiver_url,
         "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
+        # the samples carry fixed send times: serve them whatever their age (set it to 7 to
+        # see an old delivery refused)
+        "IDEMPOTENCY_WINDOW_DAYS": "3650",
     }
     for name, value in defaults.items():
         if not env.get(name) and not env.get(f"{name}_FILE"):
