@@ -27,4 +27,6 @@ ENV FUNCTION_TARGET=webhook \
     PORT=8000
 EXPOSE 8000
 
-CMD ["/bin/sh", "-c", "exec functions-framework --target=\"$FUNCTION_TARGET\" --source=/app/main.py --port=\"$PORT\""]
+# server.py: waitress in front of the functions-framework app (FUNCTION_TARGET, PORT, THREADS),
+# so slow clients cost a socket, not a request thread; see docs/security.md.
+CMD ["python", "/app/server.py"]

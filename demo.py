@@ -1,6 +1,6 @@
 """The main job end to end on this machine: a signed pre-deploy event in, a job ID out.
 
-Starts the TaurusDB/IAM emulator, the function under a real functions-framework server and a
+Starts the TaurusDB/IAM emulator, the function under its real server (server.py) and a
 callback receiver; fires ``events/samples/generic-pre-deploy.json`` signed with a fresh
 ``WEBHOOK_SECRET``; prints the job ID that the callback receiver got; stops everything.
 Run it with ``./dev.sh demo``.
@@ -49,7 +49,7 @@ def main() -> int:
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
         }
         function_url = stack.enter_context(function_server(env))
-        step(f"function 'webhook' (functions-framework) on {function_url}")
+        step(f"function 'webhook' (server.py, as the image runs it) on {function_url}")
         receiver = stack.enter_context(CallbackReceiver(callback_secret))
         step(f"callback receiver on {receiver.url}")
 

@@ -24,25 +24,13 @@ import health
 import logs
 from clients import retry
 from clients.callback import CallbackSender
-from clients.retry import is_busy, is_retryable
 from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings, load_settings
 from errors import (
-    ApiError,
-    AuthenticationError,
-    ConfigurationError,
-    ForbiddenError,
-    InstanceBusyError,
-    InstanceNotActiveError,
     InvalidEventError,
-    NotFoundError,
     PayloadTooLargeError,
-    PreconditionError,
     PredeployError,
-    UnauthorizedError,
-    UnsupportedMediaError,
-    UpstreamUnavailableError,
 )
 from events import generic
 from events.base import Note, Record, check_batch
@@ -110,11 +98,16 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
 def _response(answer: Answer) -> flask.Response:
     status, body, headers = answer
     payload = _redacted(json.dumps(body))
+    # No Connection header here: whether a connection stays open is the server's call (a
+    # hop-by-hop header from the app is an error under waitress, ignored by gunicorn). Under
+    # server.py (the image, the zip) the server reads the whole body, at most MAX_BODY_BYTES,
+    # before the app runs and answers a larger one itself, with "Connection: close".
     results = body.get("results") or [{}]
     if status == 413 or results[0].get("http_status") == 413:  # also when acknowledged
         # functions-framework reads whatever is left of the request after a response that is
         # not streamed; for a body over the limit that would undo the limit. Streamed, it
-        # leaves the rest unread (the server drops the connection).
+        # leaves the rest unread, and gunicorn (functions-framework's own server, for local
+        # use) drains it within bounds or closes the connection.
         return flask.Response(
             iter([payload]), status=status, headers=headers, mimetype="application/json"
         )
@@ -327,71 +320,8 @@ def _dry_run(outcome: DryRunOutcome, event_log: logs.EventLog) -> Answer:
 
 
 def _error(exc: PredeployError) -> Answer:
-    """The one table from failures to statuses (see errors.py for the tree)."""
-    body: dict[str, Any] = {"error": _ERROR_NAMES.get(type(exc), "error"), "message": exc.message}
-    headers: dict[str, str] = {}
-    status = 500
-    if isinstance(exc, InvalidEventError):
-        status = 400
-        if exc.errors:
-            body["fields"] = [{"field": e.field, "rule": e.rule} for e in exc.errors]
-    elif isinstance(exc, UnsupportedMediaError):
-        status = 415
-    elif isinstance(exc, PayloadTooLargeError):
-        status = 413
-    elif isinstance(exc, UnauthorizedError):
-        status = 401
-    elif isinstance(exc, ForbiddenError):
-        status = 403
-    elif isinstance(exc, NotFoundError):
-        status = 404
-    elif isinstance(exc, PreconditionError):
-        body["instance_status"] = exc.instance_status
-        status = 409
-        if isinstance(exc, InstanceBusyError):
-            status = 503  # the instance will be ACTIVE again: a retry later goes through
-            headers["Retry-After"] = "30"
-    elif isinstance(exc, AuthenticationError):
-        status = 502
-    elif isinstance(exc, UpstreamUnavailableError):
-        status = 504 if exc.timed_out else 503
-        headers["Retry-After"] = "5"
-    elif isinstance(exc, ApiError):
-        status, retry_after = _api_status(exc)
-        body.update(error_code=exc.error_code, error_msg=exc.error_msg)
-        if exc.request_id:
-            body["request_id"] = exc.request_id
-        if retry_after:
-            headers["Retry-After"] = retry_after
-    return status, body, headers
-
-
-def _api_status(exc: ApiError) -> tuple[int, str | None]:
-    """API errors: the caller's fault keeps its status, ours or the cloud's become 5xx."""
-    after = str(max(1, round(exc.retry_after))) if exc.retry_after else None
-    if is_busy(exc):
-        return 503, after or "30"  # another backup or operation runs: later it goes through
-    if is_retryable(exc):
-        return 503, after or "10"  # throttled, or the cloud failed: try again later
-    if exc.status_code in (400, 404, 409, 422):
-        return exc.status_code, None
-    return 502, None  # 401/403: our credentials or permissions; 5xx: the cloud's fault
-
-
-_ERROR_NAMES: dict[type[PredeployError], str] = {
-    InvalidEventError: "invalid_event",
-    UnsupportedMediaError: "unsupported_media_type",
-    PayloadTooLargeError: "payload_too_large",
-    UnauthorizedError: "unauthorized",
-    ForbiddenError: "forbidden",
-    NotFoundError: "not_found",
-    InstanceBusyError: "instance_busy",
-    InstanceNotActiveError: "instance_not_active",
-    ConfigurationError: "configuration_error",
-    AuthenticationError: "iam_authentication_failed",
-    ApiError: "upstream_error",
-    UpstreamUnavailableError: "upstream_unavailable",
-}
+    """Each failure knows its answer (errors.py)."""
+    return exc.answer()
 
 
 def _get_settings() -> Settings:

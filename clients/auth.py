@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import httpx
 
 import logs
-from clients.tls import shared_context
+from clients import http
 from errors import AuthenticationError, UpstreamUnavailableError
 
 __all__ = [
@@ -38,16 +38,9 @@ __all__ = [
     "string_to_sign",
 ]
 
-_MESSAGE_MAX = 200
-
 #: Error codes (on a 4xx other than 401) that mean "this token is no longer good".
 #: APIGW.0307 "the token must be updated"; DBS.280056 "invalid token" (HTTP 403).
 _TOKEN_REJECTED_CODES = frozenset({"APIGW.0301", "APIGW.0307", "DBS.280056"})
-
-
-def _cap(text: str, limit: int = _MESSAGE_MAX) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -109,11 +102,8 @@ class TokenAuth(httpx.Auth):
         self._margin = margin_seconds
         self._lock = threading.Lock()
         self._token: _Token | None = None
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
-            verify=shared_context(),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "predeploy-backup/0.1"},
+        self._http = http.client(
+            timeout_seconds=timeout, transport=transport, headers={"Accept": "application/json"}
         )
 
     def __repr__(self) -> str:
@@ -297,10 +287,10 @@ def _iam_message(response: httpx.Response) -> str:
     if isinstance(data, dict):
         error = data.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return _cap(error["message"])
+            return http.capped(error["message"])
         for key in ("error_msg", "message"):
             if isinstance(data.get(key), str):
-                return _cap(data[key])
+                return http.capped(data[key])
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 

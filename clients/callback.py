@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
+from clients import http
 from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard, connections_end_by
 from clients.tls import shared_context
 
@@ -61,13 +62,11 @@ class CallbackSender:
         self._webhooks = [Webhook(value) for value in secrets if value]
         self._timeout = timeout
         self._guard = SsrfGuard(allowed_hosts=allowed_hosts, resolver=resolver)
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-            follow_redirects=False,
-            trust_env=False,
+        self._http = http.client(
+            timeout_seconds=timeout,
             transport=transport
             or self._guard.transport(verify=shared_context(), connection_seconds=timeout),
-            headers={"User-Agent": "predeploy-backup/0.1"},
+            trust_env=False,
         )
 
     @property

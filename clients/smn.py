@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
+from clients import http
 from clients.ssrf import SsrfGuard
 from clients.tls import shared_context
 from errors import UpstreamUnavailableError
@@ -26,7 +27,6 @@ from errors import UpstreamUnavailableError
 __all__ = ["SmnClient", "SmnError"]
 
 _MAX_BYTES = 64 * 1024
-_USER_AGENT = "predeploy-backup/0.1"
 
 
 class SmnError(LookupError):
@@ -76,18 +76,11 @@ class SmnClient:
         with self._lock:
             if self._http is None:
                 if self._transport is not None:  # tests: a transport for hosts no test can own
-                    self._http = httpx.Client(
-                        transport=self._transport,
-                        follow_redirects=False,
-                        timeout=self._timeout,
-                        headers={"User-Agent": _USER_AGENT},
+                    self._http = http.client(
+                        timeout_seconds=self._timeout, transport=self._transport
                     )
                 else:
-                    self._http = self._guard.client(
-                        timeout=self._timeout,
-                        verify=shared_context(),
-                        headers={"User-Agent": _USER_AGENT},
-                    )
+                    self._http = self._guard.client(timeout=self._timeout, verify=shared_context())
             return self._http
 
     def _get(self, url: str) -> bytes:

@@ -40,6 +40,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from clients import http
+
 __all__ = [
     "AddressRefusedError",
     "GuardedTransport",
@@ -275,11 +277,10 @@ class SsrfGuard:
         """An ``httpx.Client`` for sender-chosen URLs: guarded, no redirects, no proxies from
         the environment (a proxy would do the resolution we must check), no keep-alive, and
         ``timeout`` as the budget of each whole request as well as of each phase."""
-        return httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
-            follow_redirects=False,
-            trust_env=False,
+        return http.client(
+            timeout_seconds=timeout,
             transport=self.transport(verify=verify, connection_seconds=timeout),
+            trust_env=False,
             headers=headers,
         )
 

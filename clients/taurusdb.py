@@ -23,11 +23,11 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 import logs
+from clients import http
 from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
 from clients.retry import request_timeout
-from clients.tls import shared_context
 from config import AkSkCredentials, Settings
-from errors import ApiError, UpstreamUnavailableError
+from errors import BAD_RESPONSE, ApiError, UpstreamUnavailableError
 from models import (
     BackupListItem,
     BackupPage,
@@ -40,18 +40,10 @@ from models import (
 
 __all__ = ["BAD_RESPONSE", "USER_AGENT", "TaurusDBClient", "api_error", "api_time"]
 
-USER_AGENT = "predeploy-backup/0.1"
-BAD_RESPONSE = "PREDEPLOY.BAD_RESPONSE"
-_MESSAGE_MAX = 200
-_CONNECT_TIMEOUT_MAX = 3.0
+USER_AGENT = http.USER_AGENT
 
 BackupType = Literal["auto", "manual"]
 _M = TypeVar("_M", bound=BaseModel)
-
-
-def _cap(text: str, limit: int = _MESSAGE_MAX) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _segment(value: str, what: str) -> str:
@@ -98,7 +90,7 @@ def api_error(response: httpx.Response) -> ApiError:
     return ApiError(
         status_code=status,
         error_code=logs.scrub(code, sent) if code else f"HTTP.{status}",
-        error_msg=_cap(logs.scrub(msg or reason, sent)),
+        error_msg=http.capped(logs.scrub(msg or reason, sent)),
         request_id=request_id,
         retry_after=_retry_after(response.headers.get("Retry-After")),
     )
@@ -116,7 +108,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _bad_response(operation: str, detail: str) -> ApiError:
-    return ApiError(502, BAD_RESPONSE, _cap(f"unexpected answer to {operation}: {detail}"))
+    return ApiError(502, BAD_RESPONSE, http.capped(f"unexpected answer to {operation}: {detail}"))
 
 
 class TaurusDBClient:
@@ -135,26 +127,15 @@ class TaurusDBClient:
         self._project_id = project_id
         self._timeout = timeout
         self._owned: list[TokenAuth] = []
-        self._http = httpx.Client(
+        self._http = http.client(
+            timeout_seconds=timeout,
             base_url=endpoint.rstrip("/"),
             auth=auth,
-            # httpx has no overall deadline: each phase (connect, each read/write, pool wait)
-            # gets its own limit; connecting should be quick, so it gets less.
-            timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
-            # Idle connections stay open longer than httpx's 5 s, so that events a few
-            # seconds apart reuse them instead of paying a new TCP and TLS handshake; 30 s
-            # stays below the usual 60 s idle timeout of load balancers and gateways.
-            limits=httpx.Limits(
-                max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0
-            ),
-            verify=shared_context(),
             transport=transport,
-            follow_redirects=False,
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
                 "Content-Type": CONTENT_TYPE,  # the official SDK's, on every request
-                "User-Agent": USER_AGENT,
             },
         )
 
@@ -329,7 +310,7 @@ class TaurusDBClient:
                 url,
                 params=params,
                 json=json,
-                timeout=httpx.Timeout(timeout, connect=min(_CONNECT_TIMEOUT_MAX, timeout)),
+                timeout=http.timeout(timeout),
             )
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailableError(

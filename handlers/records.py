@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clients.retry import Deadline, is_retryable
-from errors import ApiError, AuthenticationError, ConfigurationError, PredeployError
+from clients.retry import Deadline
+from errors import PredeployError
 from events.base import Handshake, Note
 from handlers import pre_deploy, subscriptions
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
@@ -61,15 +61,11 @@ def serve_each(
 
 
 def curable_by_retry(exc: PredeployError) -> bool:
-    """Whether redelivering the record can succeed later.
+    """Whether redelivering the record can succeed later (``PredeployError.redelivery_helps``).
 
-    Yes when the cloud was busy, throttling or away (``clients.retry.is_retryable``), and
-    when the function's own setup failed (a setting, the IAM credentials, the API
-    permissions): an operator fixes those, and acknowledging the delivery would lose the
-    deploy's backup. No when the event itself is wrong: it will be wrong next time too.
+    Yes when the cloud was busy, throttling or away, and when the function's own setup failed
+    (a setting, the IAM credentials, the API permissions): an operator fixes those, and
+    acknowledging the delivery would lose the deploy's backup. No when the event itself is
+    wrong: it will be wrong next time too.
     """
-    if is_retryable(exc):
-        return True
-    if isinstance(exc, ConfigurationError | AuthenticationError):
-        return True
-    return isinstance(exc, ApiError) and exc.status_code in (401, 403)
+    return exc.redelivery_helps

@@ -147,27 +147,29 @@ def test_installs_the_runtime_requirements_only() -> None:
     assert not any("requirements-dev.txt" in run for run in runs)
 
 
-def test_start_command_takes_target_and_port_from_the_environment() -> None:
+def image_argv(root: Path = ROOT) -> list[str]:
+    """The Dockerfile's start command, with the image's /app/ pointing at ``root``."""
+    argv = [part.replace("/app/", f"{root}/") for part in cmd_argv(instructions())]
+    return [sys.executable if part == "python" else part for part in argv]
+
+
+def test_start_command_runs_server_py_from_the_environment() -> None:
+    """server.py (waitress in front of the app), not functions-framework's gunicorn."""
     parsed = instructions()
     assert env_of(parsed)["FUNCTION_TARGET"] == "webhook"
     assert env_of(parsed)["PORT"] == "8000"  # FunctionGraph's port; Knative/Cloud Run set PORT
-    argv = cmd_argv(parsed)
-    assert argv[:2] == ["/bin/sh", "-c"]
-    command = shlex.split(argv[2])
-    assert command[:2] == ["exec", "functions-framework"]
-    assert '--target="$FUNCTION_TARGET"' in argv[2]
-    assert '--port="$PORT"' in argv[2]
-    assert "--source=/app/main.py" in command
-    assert not any(part.startswith("--host") for part in command)  # 0.0.0.0: reachable
+    assert cmd_argv(parsed) == ["python", "/app/server.py"]  # exec form: it gets SIGTERM
+    text = (ROOT / "server.py").read_text()
+    assert 'os.environ.get("FUNCTION_TARGET", "webhook")' in text
+    assert 'os.environ.get("PORT", "8080")' in text
+    assert 'os.environ.get("HOST", ANY_ADDRESS)' in text  # reachable from outside the container
+    assert 'ANY_ADDRESS = "0.0.0.0"' in text
 
 
 def test_start_command_serves_healthz(started: list[subprocess.Popen[bytes]]) -> None:
-    argv = [
-        part.replace("/app/main.py", str(ROOT / "main.py")) for part in cmd_argv(instructions())
-    ]
     port = free_port()
     process = run(
-        argv,
+        image_argv(),
         {"FUNCTION_TARGET": "webhook", "PORT": str(port), "HOST": "127.0.0.1"},
         started,
     )
@@ -179,14 +181,21 @@ def test_start_command_serves_healthz(started: list[subprocess.Popen[bytes]]) ->
 def test_start_command_uses_the_target_from_the_environment(
     started: list[subprocess.Popen[bytes]],
 ) -> None:
-    argv = [
-        part.replace("/app/main.py", str(ROOT / "main.py")) for part in cmd_argv(instructions())
-    ]
     env = {"FUNCTION_TARGET": "no_such_function", "PORT": str(free_port()), "HOST": "127.0.0.1"}
-    process = run(argv, env, started)
+    process = run(image_argv(), env, started)
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert b"no_such_function" in output
+
+
+def test_start_command_stops_on_sigterm(started: list[subprocess.Popen[bytes]]) -> None:
+    """Platforms stop a container with SIGTERM: the server ends by itself, with status 0."""
+    port = free_port()
+    env = {"FUNCTION_TARGET": "webhook", "PORT": str(port), "HOST": "127.0.0.1"}
+    process = run(image_argv(), env, started)
+    wait_for_health(process, f"http://127.0.0.1:{port}/healthz")
+    process.terminate()
+    assert process.wait(timeout=15) == 0
 
 
 def dockerignore_patterns() -> list[str]:
@@ -283,3 +292,105 @@ def test_bootstrap_refuses_a_python_older_than_3_11(tmp_path: Path) -> None:
     assert result.returncode == 1
     line = json.loads(result.stderr)
     assert "Python 3.11" in line["message"]
+
+
+# --- FunctionGraph zip: one Python version, built and started ------------------------------
+
+THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def other_python() -> tuple[str, str] | None:
+    """Another Python 3 on this machine than the one running the tests: (path, version)."""
+    candidates = sorted(Path.home().glob(".pyenv/versions/3.*/bin/python3"))
+    candidates += sorted(Path("/usr/bin").glob("python3.*[0-9]"))
+    for path in candidates:
+        found = re.search(r"python(3\.\d+)/|versions/(3\.\d+)", str(path) + "/")
+        version = subprocess.run(
+            [str(path), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if found and version and version != THIS_PYTHON:
+            return str(path), version
+    return None
+
+
+def test_zip_records_the_python_it_is_built_for(tmp_path: Path) -> None:
+    from tools.package import dockerfile_python, layout
+
+    base = re.search(r"^FROM python:(3\.\d+)-", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert base is not None and dockerfile_python() == base.group(1)  # the default version
+    files = layout(tmp_path, "3.12")
+    assert (tmp_path / "PYTHON_VERSION").read_text() == "3.12\n"
+    assert os.access(tmp_path / "bootstrap", os.X_OK)
+    for needed in ("main.py", "server.py", "config.py", "events/__init__.py", "bootstrap"):
+        assert needed in files
+    for kept_out in ("tests/", "emulator/", "tools/", ".venv/", "bench/", ".git/"):
+        assert not any(f.startswith(kept_out) for f in files), kept_out
+    assert not any(f.endswith(".env") for f in files)
+
+
+def test_zip_refuses_an_unlike_python_version(tmp_path: Path) -> None:
+    from tools.package import layout
+
+    with pytest.raises(SystemExit, match=r"must look like 3\.11"):
+        layout(tmp_path, "3")
+
+
+@pytest.mark.parametrize("chosen_by", ["PYTHON", "PATH"])
+def test_bootstrap_refuses_another_python_than_the_zips(tmp_path: Path, chosen_by: str) -> None:
+    """A zip built for 3.11 on a runtime with 3.12: a clear error, never an ImportError."""
+    from tools.package import layout
+
+    other = other_python()
+    if other is None:  # only one Python here: the zip claims another version instead
+        built_for, (path, version) = "3.99", (sys.executable, THIS_PYTHON)
+    else:
+        built_for, (path, version) = THIS_PYTHON, other
+    layout(tmp_path / "zip", built_for)
+    env = {"RUNTIME_CODE_ROOT": str(tmp_path / "zip"), "PATH": str(tmp_path / "bin")}
+    (tmp_path / "bin").mkdir()
+    if chosen_by == "PYTHON":
+        env["PYTHON"] = path
+    else:  # the runtime's only python3 is the other version
+        (tmp_path / "bin" / "python3").symlink_to(path)
+    result = subprocess.run(
+        [str(tmp_path / "zip" / "bootstrap")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Error" not in result.stderr.replace('"ERROR"', "")  # no traceback, no ImportError
+    message = json.loads(result.stderr)["message"]
+    assert f"built for Python {built_for} (its PYTHON_VERSION file)" in message
+    assert f"is Python {version}" in message
+    assert f"python -m tools.package --python-version {version}" in message
+
+
+def test_bootstrap_starts_the_zips_python(
+    tmp_path: Path, started: list[subprocess.Popen[bytes]]
+) -> None:
+    """The zip's PYTHON_VERSION matches a python on PATH (here the test's own, with its
+    packages standing in for the zip's): the function serves."""
+    from tools.package import layout
+
+    layout(tmp_path, THIS_PYTHON)
+    port = free_port()
+    process = subprocess.Popen(
+        [str(tmp_path / "bootstrap")],
+        cwd="/",
+        env={
+            "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+            "RUNTIME_CODE_ROOT": str(tmp_path),
+            "PREDEPLOY_BOOTSTRAP_PORT": str(port),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    started.append(process)
+    response = wait_for_health(process, f"http://127.0.0.1:{port}/healthz")
+    assert response.json() == {"status": "ok"}

@@ -193,7 +193,8 @@ def test_configuration_errors_name_variables_not_values(
 
 
 # --------------------------------------------------------------------------------------
-# A real server: functions-framework (gunicorn) and its own error pages
+# A real server and its own error pages: server.py (waitress, as the image and bootstrap start
+# it) and functions-framework (gunicorn, the local way)
 
 
 def _free_port() -> int:
@@ -202,8 +203,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(_emulator_process: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+@pytest.fixture(scope="module", params=["server", "functions_framework"])
+def server(
+    _emulator_process: Emulator,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Any]:
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "function.log"
     env = {**os.environ, **all_secrets_env(_emulator_process.url)}
@@ -212,7 +217,7 @@ def server(_emulator_process: Emulator, tmp_path_factory: pytest.TempPathFactory
             [
                 sys.executable,
                 "-m",
-                "functions_framework",
+                request.param,
                 "--target=webhook",
                 f"--source={ROOT / 'main.py'}",
                 "--host=127.0.0.1",
@@ -275,13 +280,14 @@ def test_framework_pages_echo_no_header_value(server: Any, template: bytes) -> N
     port, _ = server
     for marker in ("hv-4f9a1c-marker", WEBHOOK_TOKEN, CALLBACK_SECRET):
         answer = raw(port, template.replace(b"{marker}", marker.encode()))
-        assert answer.startswith(b"HTTP/1.1 "), answer[:100]
+        # HTTP/1.0 from waitress when the request line is unreadable: its version is unknown.
+        assert answer.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")), answer[:100]
         status = int(answer.split(b" ", 2)[1])
         assert status < 500, answer[:400]
         assert marker.encode() not in answer
 
 
-def test_real_server_log_holds_no_secret(server: Any) -> None:
+def test_real_server_log_holds_no_secret(server: Any, emu: Emulator) -> None:
     port, log = server
     body = event(id=WEBHOOK_TOKEN, instance_id=INSTANCE)
     headers = "".join(f"{name}: {value}\r\n" for name, value in sign(body).items())

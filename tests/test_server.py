@@ -1,4 +1,4 @@
-"""The function under a real functions-framework server process, and the demo itself."""
+"""The function under its real server process (server.py, as the image runs it), and the demo."""
 
 from __future__ import annotations
 

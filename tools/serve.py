@@ -1,6 +1,9 @@
-"""Run the function under a real functions-framework server on a free 127.0.0.1 port.
+"""Run the function under a real server on a free 127.0.0.1 port.
 
-For the demo, the tests and local work: ``with function_server(env) as url: ...``.
+For the demo, the tests and local work: ``with function_server(env) as url: ...``. By default
+the server is the one the image and ``bootstrap`` start (``python -m server``: waitress in front
+of the functions-framework app); ``launcher="functions-framework"`` starts
+``functions-framework --target=…`` instead, the plain local way.
 """
 
 from __future__ import annotations
@@ -12,13 +15,17 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import httpx
 
-__all__ = ["free_port", "function_server", "stop"]
+__all__ = ["LAUNCHERS", "free_port", "function_server", "stop"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+Launcher = Literal["image", "functions-framework"]
+LAUNCHERS: dict[str, str] = {"image": "server", "functions-framework": "functions_framework"}
+"""Each launcher's module: ``python -m MODULE --target=… --source=… --host=… --port=…``."""
 
 
 def free_port() -> int:
@@ -33,6 +40,7 @@ def function_server(
     *,
     target: str = "webhook",
     start_timeout: float = 30.0,
+    launcher: Launcher = "image",
     log: IO[str] | None = None,
 ) -> Iterator[str]:
     """The URL (``http://127.0.0.1:PORT/``) of a server running ``main.py``'s ``target``.
@@ -45,7 +53,7 @@ def function_server(
         [
             sys.executable,
             "-m",
-            "functions_framework",
+            LAUNCHERS[launcher],
             f"--target={target}",
             f"--source={ROOT / 'main.py'}",
             "--host=127.0.0.1",
