@@ -12,21 +12,23 @@ spaces, commas or newlines, for rotation without downtime.
 from __future__ import annotations
 
 import base64
+import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
 )
+from pydantic.fields import FieldInfo
 
 from clients.ssrf import allowed_host
 from errors import ConfigurationError
@@ -43,7 +45,12 @@ __all__ = [
     "split_values",
 ]
 
-CommaList = Annotated[list[str], NoDecode]
+
+class _CommaSeparated:
+    """Marks a list setting written as ``a,b,c`` in its variable (any other list is JSON)."""
+
+
+CommaList = Annotated[list[str], _CommaSeparated()]
 
 DEFAULT_EVENT_TYPES = ("*pre-deploy", "*predeploy", "dev.knative.kafka.event")
 """CloudEvents types accepted unless ``EVENT_TYPES`` says otherwise (``*`` matches anything)."""
@@ -99,26 +106,59 @@ class PasswordCredentials:
 Credentials = AkSkCredentials | PasswordCredentials
 
 
-class _SecretFiles(PydanticBaseSettingsSource):
+def _from_environment(fields: dict[str, FieldInfo]) -> dict[str, Any]:
+    """The settings' input, read from the environment as pydantic-settings read it for us.
+
+    Names are case-insensitive; a field with aliases takes the first one that is set; a list
+    or dict (but a ``CommaList``) is JSON. Then ``<NAME>_FILE`` for the secrets that allow it,
+    where ``NAME`` is not set (``_secret_files``). Plain pydantic on ``os.environ``: the
+    settings library cost a cold start more than it gave (docs/operations.md).
+    """
+    environ = {name.lower(): value for name, value in os.environ.items()}
+    values: dict[str, Any] = {}
+    for name, info in fields.items():
+        alias = info.validation_alias
+        keys = alias.choices if isinstance(alias, AliasChoices) else [name]
+        for key in keys:
+            if isinstance(key, str) and key.lower() in environ:
+                value = environ[key.lower()]
+                values[key] = _json(name, value) if _is_json(info) else value
+                break
+    for name, value in _secret_files(environ).items():
+        values.setdefault(name, value)  # a variable that is set (even blank) comes first
+    return values
+
+
+def _is_json(info: FieldInfo) -> bool:
+    origin = get_origin(info.annotation) or info.annotation
+    return origin in (dict, list) and not any(
+        isinstance(item, _CommaSeparated) for item in info.metadata
+    )
+
+
+def _json(name: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"invalid configuration: {name.upper()}: is not valid JSON"
+        ) from None
+
+
+def _secret_files(environ: dict[str, str]) -> dict[str, str]:
     """``<NAME>_FILE``: the secret is the file's content, surrounding whitespace stripped."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ reads all files at once
-
-    def __call__(self) -> dict[str, Any]:
-        environ = {name.upper(): value for name, value in os.environ.items()}
-        values: dict[str, Any] = {}
-        for field_name in SECRET_FILE_FIELDS:
-            variable = field_name.upper()
-            path = environ.get(f"{variable}_FILE", "").strip()
-            if not path:
-                continue
-            if environ.get(variable, "").strip():
-                raise ConfigurationError(
-                    f"invalid configuration: set {variable} or {variable}_FILE, not both"
-                )
-            values[field_name] = _read_secret_file(f"{variable}_FILE", Path(path))
-        return values
+    values: dict[str, str] = {}
+    for field_name in SECRET_FILE_FIELDS:
+        variable = field_name.upper()
+        path = environ.get(f"{field_name}_file", "").strip()
+        if not path:
+            continue
+        if environ.get(field_name, "").strip():
+            raise ConfigurationError(
+                f"invalid configuration: set {variable} or {variable}_FILE, not both"
+            )
+        values[field_name] = _read_secret_file(f"{variable}_FILE", Path(path))
+    return values
 
 
 def _read_secret_file(variable: str, path: Path) -> str:
@@ -145,10 +185,16 @@ def _read_secret_file(variable: str, path: Path) -> str:
     return text
 
 
-class Settings(BaseSettings):
-    """Every knob of the function; the field name upper-cased is the environment variable."""
+class Settings(BaseModel):
+    """Every knob of the function; the field name upper-cased is the environment variable.
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    ``Settings()`` reads the environment (``_from_environment``); keyword arguments override it.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**_from_environment(type(self).model_fields), **values})
 
     # IAM and API
     os_auth_url: str | None = None
@@ -214,17 +260,6 @@ class Settings(BaseSettings):
 
     # logging
     log_level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings)
 
     @field_validator(*SECRET_FILE_FIELDS)
     @classmethod
@@ -441,9 +476,3 @@ def load_settings() -> Settings:
             variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
             problems.append(f"{variable}: {error['msg'].removeprefix('Value error, ')}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
-    except ValueError as exc:
-        # pydantic-settings reports undecodable JSON (INSTANCE_MAP) as a plain error naming
-        # the field; name the variable and leave its value out.
-        found = re.search(r'field "(\w+)"', str(exc))
-        variable = found.group(1).upper() if found else "a setting"
-        raise ConfigurationError(f"invalid configuration: {variable}: is not valid JSON") from None

@@ -287,8 +287,10 @@ class EventLog:
             self._trigger["instance_id"] = instance_id
 
     def handled(self, outcome: str, status: int, **fields: Any) -> None:
-        """One trigger done (e.g. ``backup_started`` with its backup and job id)."""
-        self._write(logging.INFO, "event handled", outcome, status, fields)
+        """One trigger done (e.g. ``backup_started`` with its backup and job id); a backup that
+        ended ``FAILED`` or did not end in time (5xx) is logged as an error."""
+        level = logging.ERROR if status >= 500 else logging.INFO
+        self._write(level, "event handled", outcome, status, fields)
         self._trigger = {}
 
     def failed(self, outcome: str, status: int, reason: str, **fields: Any) -> None:

@@ -11,7 +11,9 @@ gets our JSON error, never a page that echoes the request; both answer ``GET /he
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,18 +34,17 @@ from errors import (
     PayloadTooLargeError,
     PredeployError,
 )
-from events import generic
 from events.base import Note, Record, check_batch
-from events.pubsub import redelivers_every_failure
+from events.senders import redelivers_every_failure
 from handlers import records
 from handlers import status as handlers_status
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from health import Answer
 from models import Trigger
 
-__all__ = ["event", "webhook"]
+__all__ = ["event", "prefetch", "webhook"]
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _settings: Settings | None = None
 _services: Services | None = None
 _smn: SmnClient | None = None
@@ -51,6 +52,8 @@ _smn_lock = threading.Lock()
 _redact = logs.Redactor(())  # the configured secrets, once the settings are loaded
 
 logs.configure()  # LOG_LEVEL from the environment until the settings are loaded
+_log = logging.getLogger("predeploy.prefetch")
+_PREFETCH_FAILED = "prefetch failed (%s); the first event fetches on demand"
 
 
 @functions_framework.http
@@ -162,7 +165,7 @@ def _deliver(
         entry, headers, body, settings, source, certificates=lambda url: _get_smn().certificate(url)
     )
     check_batch(delivery.records, settings)
-    outcomes = records.serve_each(delivery.records, _get_services(), queue=entry.queue)
+    outcomes = records.handle_delivery(delivery.records, _get_services(), queue=entry.queue)
     if entry.queue or delivery.batch or len(outcomes) != 1:
         return _results(delivery.records, outcomes, event_log, queue=entry.queue)
     outcome = outcomes[0]
@@ -183,7 +186,7 @@ def _deliver(
 
 def _results(
     sent: tuple[Record, ...],
-    outcomes: list[records.Outcome],
+    outcomes: list[records.RecordOutcome],
     event_log: logs.EventLog,
     *,
     queue: bool,
@@ -239,9 +242,10 @@ def _log_outcome(event_log: logs.EventLog, outcome: BackupOutcome, status: int) 
     started = outcome.callbacks.get("backup.started")
     event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
     event_log.handled(
-        _outcome_name(outcome),
+        outcome.name,
         status,
         backup_id=outcome.backup.id,
+        backup_name=outcome.backup.name,
         job_id=outcome.job_id,
         callback=None if started is None else started.delivered,
     )
@@ -258,15 +262,9 @@ def _serve_status(request: flask.Request) -> Answer:
         return 404, {"error": "not_found", "message": message}, {}
     settings = _get_settings()
     headers = {name.lower(): value for name, value in request.headers.items()}
-    generic.verify(headers, request.get_data(), settings)
+    events.GENERIC.verify(headers, request.get_data(), settings)
     lookup = _STATUS_PATHS[parts[0]]
     return 200, lookup(_get_services().taurusdb, parts[1], settings.allowed_instances), {}
-
-
-def _outcome_name(outcome: BackupOutcome) -> str:
-    if outcome.final is not None:
-        return f"backup_{outcome.final.lower()}"
-    return "backup_started" if outcome.created else "backup_exists"
 
 
 def _outcome(outcome: BackupOutcome) -> Answer:
@@ -315,7 +313,13 @@ def _dry_run(outcome: DryRunOutcome, event_log: logs.EventLog) -> Answer:
     if outcome.retention is not None:
         body["retention"] = outcome.retention.as_json()
     event_log.note(trigger_id=outcome.trigger.trigger_id, instance_id=outcome.trigger.instance_id)
-    event_log.handled("dry_run", 200, backup_id=existing.id if existing is not None else None)
+    event_log.handled(
+        "dry_run",
+        200,
+        backup_id=existing.id if existing is not None else None,
+        backup_name=outcome.request.name,
+        instance_status=outcome.instance.status,
+    )
     return 200, body, {}
 
 
@@ -327,12 +331,14 @@ def _error(exc: PredeployError) -> Answer:
 def _get_settings() -> Settings:
     global _settings, _redact
     if _settings is None:
-        settings = load_settings()
-        secrets = [*settings.secret_values(), settings.os_access_key or ""]
-        _redact = logs.Redactor(secrets)
-        logs.configure(settings.log_level, secrets)
-        retry.log_retries()
-        _settings = settings
+        with _lock:
+            if _settings is None:
+                settings = load_settings()
+                secrets = [*settings.secret_values(), settings.os_access_key or ""]
+                _redact = logs.Redactor(secrets)
+                logs.configure(settings.log_level, secrets)
+                retry.log_retries()
+                _settings = settings
     return _settings
 
 
@@ -356,22 +362,57 @@ def _get_services() -> Services:
     return _services
 
 
+def _prefetch() -> None:
+    """Build the services and fetch the IAM token and an API connection, ahead of the first event.
+
+    A cold start's first event would otherwise wait for IAM before its first API call. Runs
+    in a background thread; whatever fails here is only logged: the first event builds,
+    fetches and connects again on its own, and reports its own failures.
+    """
+    try:
+        _get_services().taurusdb.prefetch()
+    except PredeployError as exc:
+        _log.warning(_PREFETCH_FAILED, _redact(exc.message))
+    except Exception as exc:  # never let a background thread die with a traceback
+        _log.warning(_PREFETCH_FAILED, type(exc).__name__)
+
+
+def prefetch() -> None:
+    """Start fetching, in a background thread, what the first event would wait for.
+
+    For the process that serves, once, as it starts: a server that loads this module and
+    serves from the same process calls it after loading (``server.py``). functions-framework's
+    own server imports this module in gunicorn's master and forks the worker that serves: the
+    worker calls it as it is born (``os.register_at_fork`` below; a thread started in the
+    master would not survive the fork). Without either (create_app's test client), nothing
+    is prefetched.
+    """
+    threading.Thread(target=_prefetch, name="prefetch", daemon=True).start()
+
+
+os.register_at_fork(after_in_child=prefetch)
+
+
 def _get_smn() -> SmnClient:
     """The SMN certificate provider and confirmer, its URL policy from the settings."""
     global _smn
     if _smn is None:
         with _smn_lock:
             if _smn is None:
-                from events import smn  # loaded with the first SMN message
-
                 settings = _get_settings()
                 endpoint = urlsplit(settings.smn_endpoint or "").hostname
                 _smn = SmnClient(
-                    lambda url: smn.url_refusal(url, settings),
+                    lambda url: _smn_url_refusal(url, settings),
                     private_hosts=[endpoint] if endpoint else [],
                     timeout=settings.api_timeout_seconds,
                 )
     return _smn
+
+
+def _smn_url_refusal(url: str, settings: Settings) -> str | None:
+    from events import smn  # loaded with the first SMN message (and cryptography with it)
+
+    return smn.url_refusal(url, settings)
 
 
 def _redacted(text: str) -> str:

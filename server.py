@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -190,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     # functions-framework's default, and template.yaml's THREADS.
     threads = int(os.environ.get("THREADS", (os.cpu_count() or 1) * 4))
     app = functions_framework.create_app(target=args.target, source=args.source)  # type: ignore[no-untyped-call]
+    # The function's start hook (main.prefetch: the IAM token and the API connection, fetched
+    # in the background while the server starts), called once, as functions-framework's own
+    # server calls it in each worker it forks. A source without one (bench/floor) has none.
+    start = getattr(sys.modules.get(Path(args.source).stem), "prefetch", None)
+    if callable(start):
+        start()
     server = build(
         app,
         host=args.host,

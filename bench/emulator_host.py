@@ -15,6 +15,10 @@ changing it:
   its cost per call stays flat over 10,000 events, completed backups and their jobs are
   forgotten every ``PRUNE_EVERY`` calls (through the state's internals: a bench-only hack;
   if they change, pruning stops and the emulator merely slows down as it fills);
+- ``--seed-backups N``: the first instance starts with a history of N COMPLETED manual
+  backups (``seed_history``): the newest ``IN_WINDOW`` of them made in the last ten minutes
+  (inside any trigger's look-up window), the rest older than the window, spread over a year;
+  pruning spares them;
 - AK/SK: the emulator checks only ``X-Auth-Token``. A request signed with the bench's access
   key (``SDK-HMAC-SHA256``, as the official SDK and the function's ``AkSkAuth`` sign) is
   verified here (a lean canonicalisation of its own, so that checking costs the emulator
@@ -37,6 +41,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -55,6 +60,8 @@ _AUTH_HEADER = re.compile(
 _PROJECT_IN_PATH = re.compile(r"^/v3/[0-9a-f]{32}/")
 PRUNE_EVERY = 200
 FINISHED = (COMPLETED, FAILED)
+SEED_PREFIX = "seeded-history"
+IN_WINDOW = 50
 
 
 def bench_instances(count: int) -> tuple[str, ...]:
@@ -146,6 +153,13 @@ class CountingServer(EmulatorServer):
             self.recorder.connection(self.listener)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A function process stopped with SIGKILL resets its kept-alive connections: no
+        traceback for that; anything else is reported as ``socketserver`` does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
@@ -183,7 +197,11 @@ class BenchApp:
         except AttributeError:
             return
         with lock:
-            done = [backup for backup in backups.values() if backup.status in FINISHED]
+            done = [
+                backup
+                for backup in backups.values()
+                if backup.status in FINISHED and not backup.name.startswith(SEED_PREFIX)
+            ]
             for backup in done:
                 del backups[backup.id]
                 if backup.job_id:
@@ -236,14 +254,52 @@ def _canonical(request: Request, signed: list[str]) -> str:
     )
 
 
+def seed_history(emulator: Emulator, instance_id: str, count: int) -> int:
+    """``count`` older manual backups on the instance: a team's history (module docstring).
+
+    The newest ``IN_WINDOW`` were made in the last ten minutes: inside any trigger's look-up
+    window. The rest are older than the longest window a trigger can have (the default
+    ``IDEMPOTENCY_WINDOW_DAYS``, 7, plus the clock skew allowance), spread from 8 days back
+    over the year before: more history, the same backups in the window. (How many backups
+    fall into the window is a matter of how often an instance is backed up, not of how long
+    it has been: a fresh event reads ceil(in the window / 100) pages.)
+    """
+    now = datetime.now(tz=UTC)
+    recent = min(count, IN_WINDOW)
+    older = count - recent
+    state = emulator.state
+    if recent:
+        state.add_backup(
+            instance_id,
+            backup_type="manual",
+            name=f"{SEED_PREFIX}-recent",
+            begin_time=now - timedelta(seconds=30),
+            count=recent,
+            spacing_seconds=10.0,
+        )
+    if older:
+        state.add_backup(
+            instance_id,
+            backup_type="manual",
+            name=f"{SEED_PREFIX}-older",
+            begin_time=now - timedelta(days=8),
+            count=older,
+            spacing_seconds=timedelta(days=365).total_seconds() / older,
+        )
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.emulator_host", description=__doc__)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--instances", type=int, default=16)
+    parser.add_argument("--seed-backups", type=int, default=0)
     args = parser.parse_args(argv)
 
     instances = bench_instances(args.instances)
     emulator = Emulator(EmulatorConfig(port=0, backup_seconds=0.0, instances=instances))
+    if args.seed_backups:
+        seed_history(emulator, instances[0], args.seed_backups)
     recorder = Recorder()
     app = BenchApp(emulator, recorder, args.latency_ms / 1000)
     emulator.app.handle = app.handle  # type: ignore[method-assign]

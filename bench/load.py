@@ -14,26 +14,51 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from standardwebhooks import Webhook
 
 
+class Source(Protocol):
+    """Where a phase's events come from: one signed event (body, headers) per call."""
+
+    def next(self) -> tuple[bytes, dict[str, str]]: ...
+
+
 @dataclass
 class Events:
-    """Signed generic pre-deploy events, each with its own id; thread-safe."""
+    """Signed generic pre-deploy events, each with its own id; thread-safe.
+
+    ``keep``: remember what was sent, so that ``redeliveries()`` can send it all again.
+    """
 
     secret: str
     instances: list[str]
     prefix: str
+    keep: bool = False
+    sent: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._webhook = Webhook(self.secret)
 
+    def redeliveries(self) -> Replay:
+        """The events sent so far, once more, byte for byte (a sender's redelivery)."""
+        with self._lock:
+            return Replay(list(self.sent))
+
     def next(self) -> tuple[bytes, dict[str, str]]:
+        made = self._make()
+        if self.keep:
+            with self._lock:
+                self.sent.append(made)
+        return made
+
+    def _make(self) -> tuple[bytes, dict[str, str]]:
         with self._lock:
             number = next(self._counter)
         event_id = f"{self.prefix}-{number}"
@@ -53,6 +78,19 @@ class Events:
             "webhook-signature": self._webhook.sign(message_id, now, body),
         }
         return body.encode(), headers
+
+
+@dataclass
+class Replay:
+    """Events sent before, in order, once each; then it repeats from the start."""
+
+    events: list[tuple[bytes, dict[str, str]]]
+    _counter: itertools.count[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self) -> tuple[bytes, dict[str, str]]:
+        with self._lock:
+            return self.events[next(self._counter) % len(self.events)]
 
 
 @dataclass(frozen=True)
@@ -84,7 +122,7 @@ class PhaseResult:
         return len(self.ok) / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
-def post(connection: http.client.HTTPConnection, events: Events) -> Sample:
+def post(connection: http.client.HTTPConnection, events: Source) -> Sample:
     body, headers = events.next()
     started = time.monotonic()
     try:
@@ -99,7 +137,7 @@ def post(connection: http.client.HTTPConnection, events: Events) -> Sample:
 
 
 def run_phase(
-    port: int, events: Events, *, clients: int, count: int, max_seconds: float
+    port: int, events: Source, *, clients: int, count: int, max_seconds: float
 ) -> PhaseResult:
     """``count`` events from ``clients`` concurrent keep-alive clients, or until time is up."""
     claimed = itertools.count()
@@ -127,13 +165,22 @@ def run_phase(
     return PhaseResult(samples, time.monotonic() - started)
 
 
-def first_answer(port: int, events: Events, deadline: float) -> tuple[float, int]:
+class Exited(RuntimeError):
+    """The function's process ended before it accepted a connection (e.g. its port was taken
+    between ``free_port`` and its bind, by another process of a busy machine)."""
+
+
+def first_answer(
+    port: int, events: Source, deadline: float, alive: Callable[[], bool] = lambda: True
+) -> tuple[float, int]:
     """Connect as soon as the port accepts, send one event; (monotonic answer time, status)."""
     while True:
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=60)
             break
         except ConnectionRefusedError:
+            if not alive():
+                raise Exited("the function's process ended before it opened its port") from None
             if time.monotonic() > deadline:
                 raise TimeoutError("the function did not open its port in time") from None
             time.sleep(0.003)

@@ -1,8 +1,10 @@
 """Processes under test: the emulator host and the functions, started and measured alike.
 
-Each function runs the way it is deployed: ``python -m functions_framework --target=webhook``
-(gunicorn, one worker process, its default thread count). Every process gets its own session
-so that stopping it stops its gunicorn worker too, and a clean environment so that settings
+Each function runs the way it is deployed: ``python server.py --target=webhook --source=…``, the
+image's and ``bootstrap``'s launch path (waitress in front of the functions-framework app, one
+process, ``THREADS`` threads: 4 per CPU by default, as functions-framework's). Every process
+gets its own session so that stopping it stops anything it started, and a clean environment so
+that settings
 from the caller's shell cannot leak into a measurement.
 """
 
@@ -40,7 +42,7 @@ def free_port() -> int:
 
 
 def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGKILL the process's own session (the gunicorn master and its worker), then reap."""
+    """SIGKILL the process's own session (and any process it started), then reap."""
     if process.poll() is None:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -68,9 +70,11 @@ class EmulatorHost:
 
 
 @contextmanager
-def emulator_host(latency_ms: float) -> Iterator[EmulatorHost]:
+def emulator_host(latency_ms: float, seed_backups: int = 0) -> Iterator[EmulatorHost]:
+    """``seed_backups``: the first instance starts with that many older manual backups."""
+    command = [sys.executable, "-m", "bench.emulator_host", "--latency-ms", str(latency_ms)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.emulator_host", "--latency-ms", str(latency_ms)],
+        [*command, "--seed-backups", str(seed_backups)],
         cwd=ROOT,
         env=clean_env({}),
         stdout=subprocess.PIPE,
@@ -96,9 +100,16 @@ class Running:
     port: int
     spawned: float
     log: Path
+    forks: bool = False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
     def worker_pid(self) -> int:
-        """The gunicorn worker (the master's only child); the master itself if it has none."""
+        """The process that serves: the server itself (server.py forks no workers), or its
+        only child under a server that does (functions-framework's gunicorn)."""
+        if not self.forks:
+            return self.process.pid
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             children = _children(self.process.pid)
@@ -109,14 +120,18 @@ class Running:
 
 
 def spawn(
-    python: Path, source: Path, settings: dict[str, str], log: Path, port: int | None = None
+    python: Path,
+    source: Path,
+    settings: dict[str, str],
+    log: Path,
+    port: int | None = None,
+    target: str = "webhook",
 ) -> Running:
     port = port or free_port()
     command = [
         str(python),
-        "-m",
-        "functions_framework",
-        "--target=webhook",
+        str(ROOT / "server.py"),
+        f"--target={target}",
         f"--source={source}",
         "--host=127.0.0.1",
         f"--port={port}",

@@ -2,13 +2,18 @@
 
 Three functions under the same load, against the same emulator, on the same machine:
 
-``ours``   this project's ``webhook`` (IAM token auth, as configured by default; cold start
-           also with AK/SK signing)
-``floor``  the smallest functions-framework HTTP function (bench/floor/main.py)
-``sdk``    the same flow written with the official ``huaweicloudsdkgaussdb`` SDK
-           (bench/sdk_reference/main.py, in its own virtualenv bench/.venv-sdk)
+``ours``        this project's ``webhook`` (IAM token auth, as configured by default; cold
+                start also with AK/SK signing)
+``floor``       the smallest functions-framework HTTP function (bench/floor/main.py)
+``sdk``         the same flow written with the official ``huaweicloudsdkgaussdb`` SDK: the
+                look-up, then the create (bench/sdk_reference/main.py ``webhook``, in its own
+                virtualenv bench/.venv-sdk)
+``sdk_create``  the SDK's one call alone, no look-up (``create_only``): the API's own floor
 
 Each is measured with no added latency and with 50 ms per API call (see emulator_host.py).
+Growth: ours and the SDK flow against an instance with 0, 1,000 and 10,000 older manual
+backups (``--seed-backups``), fresh events and their redeliveries, one client.
+The cold start comes with the import breakdown of ``main`` (bench/imports.py).
 ``--smoke`` runs every step with tiny counts, to prove the benchmark works; its numbers mean
 nothing. Without bench/.venv-sdk, smoke mode leaves the SDK column out; the full run creates it.
 """
@@ -27,20 +32,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench import report
+from bench import imports, report
 from bench.emulator_host import ACCESS_KEY, SECRET_KEY
-from bench.load import Events, PhaseResult, Sample, first_answer, run_phase
+from bench.load import Events, Exited, PhaseResult, Replay, Sample, first_answer, run_phase
 from bench.procs import (
     BENCH,
     ROOT,
     EmulatorHost,
+    Running,
     cpu_seconds,
     emulator_host,
     rss_kib,
     spawn,
     stop,
 )
-from bench.report import TOKEN_ROUTE
+from bench.report import LIST_ROUTE, TOKEN_ROUTE
 
 SDK_VENV = BENCH / ".venv-sdk"
 SDK_REQUIREMENTS = BENCH / "requirements-sdk.txt"
@@ -67,6 +73,10 @@ class Plan:
     single_seconds: float = 15.0
     multi_events: int = 5_000
     multi_seconds: float = 15.0
+    history: tuple[int, ...] = (0, 1_000, 10_000)
+    growth_events: int = 20
+    growth_seconds: float = 15.0
+    import_runs: int = 9
 
 
 FULL = Plan()
@@ -79,6 +89,10 @@ SMOKE = Plan(
     single_seconds=3.0,
     multi_events=100,
     multi_seconds=3.0,
+    history=(0, 150),
+    growth_events=2,
+    growth_seconds=3.0,
+    import_runs=1,
 )
 
 
@@ -89,6 +103,7 @@ class Subject:
     python: Path
     source: Path
     settings: Callable[[EmulatorHost], dict[str, str]]
+    target: str = "webhook"
 
 
 def _token_settings(host: EmulatorHost) -> dict[str, str]:
@@ -125,8 +140,10 @@ def subjects(python: Path, sdk_python: Path | None) -> dict[str, Subject]:
         "floor": Subject("floor", "floor", python, BENCH / "floor" / "main.py", _floor_settings),
     }
     if sdk_python is not None:
-        found["sdk"] = Subject(
-            "sdk", "SDK", sdk_python, BENCH / "sdk_reference" / "main.py", _aksk_settings
+        source = BENCH / "sdk_reference" / "main.py"
+        found["sdk"] = Subject("sdk", "SDK", sdk_python, source, _aksk_settings)
+        found["sdk_create"] = Subject(
+            "sdk_create", "SDK create only", sdk_python, source, _aksk_settings, "create_only"
         )
     return found
 
@@ -191,16 +208,14 @@ class Results:
     latency_ms: float
     cold: dict[str, list[Cold]] = field(default_factory=dict)
     warm: dict[str, Warm] = field(default_factory=dict)
+    growth: dict[int, dict[str, Growth]] = field(default_factory=dict)
 
 
 def measure_cold(subject: Subject, host: EmulatorHost, events: Events, logs: Path) -> Cold:
     """From spawning the process to the answer to its first signed event."""
-    run = spawn(subject.python, subject.source, subject.settings(host), logs / f"{subject.key}.log")
-    try:
-        answered, status = first_answer(run.port, events, deadline=run.spawned + 60)
-        return Cold(run.spawned, answered, status)
-    finally:
-        stop(run.process)
+    run, answered, status = _started(subject, host, logs, events)
+    stop(run.process)
+    return Cold(run.spawned, answered, status)
 
 
 def measure_warm(
@@ -208,9 +223,8 @@ def measure_warm(
 ) -> Warm:
     """One process: checkpoint 1, one client, N clients, checkpoint 2; counted from its spawn."""
     host.reset()
-    run = spawn(subject.python, subject.source, subject.settings(host), logs / f"{subject.key}.log")
+    run, _, status = _started(subject, host, logs, events)
     try:
-        _, status = first_answer(run.port, events, deadline=run.spawned + 60)
         served, failures = 1, int(status not in OK)
         worker = run.worker_pid()
 
@@ -250,6 +264,68 @@ def measure_warm(
         emulator_ms=emulator_ms,
         overhead_ms=overhead_ms,
     )
+
+
+def _spawn(subject: Subject, host: EmulatorHost, logs: Path) -> Running:
+    log = logs / f"{subject.key}.log"
+    return spawn(subject.python, subject.source, subject.settings(host), log, target=subject.target)
+
+
+def _started(
+    subject: Subject, host: EmulatorHost, logs: Path, events: Events
+) -> tuple[Running, float, int]:
+    """A spawned function and the (answer time, status) of its first event.
+
+    A process that ends before it opens its port (its free port taken meanwhile by another
+    process) is spawned again on another port, up to three times.
+    """
+    for attempt in range(3):
+        run = _spawn(subject, host, logs)
+        try:
+            answered, status = first_answer(run.port, events, run.spawned + 60, alive=run.alive)
+        except Exited:
+            stop(run.process)
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            stop(run.process)
+            raise
+        return run, answered, status
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Growth:
+    """One function against an instance with a history: fresh events, then their redeliveries."""
+
+    fresh: PhaseResult
+    again: PhaseResult
+    lists_fresh: int
+    lists_again: int
+
+
+def measure_growth(
+    subject: Subject, host: EmulatorHost, plan: Plan, logs: Path, prefix: str
+) -> Growth:
+    """Events for the instance with the seeded history only, one client, one at a time."""
+    warm_up = Events(WEBHOOK_SECRET, host.instances[1:2], f"{prefix}-warm-up")
+    run, _, _ = _started(subject, host, logs, warm_up)
+    try:
+        events = Events(WEBHOOK_SECRET, host.instances[:1], prefix, keep=True)
+
+        def phase(source: Events | Replay, count: int) -> tuple[PhaseResult, int]:
+            before = host.stats()["requests"].get(LIST_ROUTE, 0)
+            result = run_phase(
+                run.port, source, clients=1, count=count, max_seconds=plan.growth_seconds
+            )
+            return result, host.stats()["requests"].get(LIST_ROUTE, 0) - before
+
+        fresh, lists_fresh = phase(events, plan.growth_events)
+        again, lists_again = phase(events.redeliveries(), len(events.sent))
+    finally:
+        stop(run.process)
+    return Growth(fresh, again, lists_fresh, lists_again)
 
 
 def _overhead(
@@ -318,12 +394,20 @@ def measure(
         for key, runs in results.cold.items():
             spent = zip(runs, _spent(runs, timings), strict=True)
             results.cold[key] = [replace(run, api_seconds=api) for run, api in spent]
-        for key in ("ours", "sdk", "floor"):
+        for key in ("ours", "sdk", "sdk_create", "floor"):
             if key in chosen:
                 progress(f"{latency:g} ms: warm runs of {chosen[key].label}")
                 with emulator_host(latency) as host:
                     events = Events(WEBHOOK_SECRET, host.instances, f"{prefix}-{key}")
                     results.warm[key] = measure_warm(chosen[key], host, events, plan, logs)
+        for count in plan.history:
+            with emulator_host(latency, seed_backups=count) as host:
+                for key in ("ours", "sdk"):
+                    if key in chosen:
+                        progress(f"{latency:g} ms: {count:,} older backups, {chosen[key].label}")
+                        results.growth.setdefault(count, {})[key] = measure_growth(
+                            chosen[key], host, plan, logs, f"{prefix}-history-{count}-{key}"
+                        )
         all_results.append(results)
     return all_results
 
@@ -343,12 +427,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"bench: {text}", file=sys.stderr, flush=True)
 
+    progress("import breakdown")
+    breakdown = imports.measure(chosen["ours"].python, plan.import_runs)
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
         all_results = measure(plan, chosen, Path(logs), progress)
     lines = [
         f"Benchmark ({'SMOKE: tiny counts, the numbers mean nothing' if args.smoke else 'full'})",
         "",
-        *report.table(plan, all_results, chosen),
+        *report.table(plan, all_results, chosen, breakdown),
+        "",
+        *report.growth_table(plan, all_results, chosen),
         "",
         *report.environment(chosen["ours"].python, sdk),
     ]

@@ -24,6 +24,7 @@ import httpx
 
 import logs
 from clients import http
+from clients.http11 import default_transport
 from errors import AuthenticationError, UpstreamUnavailableError
 
 __all__ = [
@@ -103,7 +104,9 @@ class TokenAuth(httpx.Auth):
         self._lock = threading.Lock()
         self._token: _Token | None = None
         self._http = http.client(
-            timeout_seconds=timeout, transport=transport, headers={"Accept": "application/json"}
+            timeout_seconds=timeout,
+            transport=transport or default_transport(),
+            headers={"Accept": "application/json"},
         )
 
     def __repr__(self) -> str:
@@ -122,6 +125,14 @@ class TokenAuth(httpx.Auth):
                 "set OS_PROJECT_ID",
             )
         return token.project_id
+
+    def prefetch(self) -> None:
+        """Fetch the token now (one attempt), so that the first request finds it cached.
+
+        A request that arrives meanwhile waits for this fetch instead of starting its own (the
+        lock); if it fails, that request fetches again, as if nothing had been prefetched.
+        """
+        self._valid_token()
 
     def close(self) -> None:
         self._http.close()

@@ -13,7 +13,6 @@ read.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -29,8 +28,6 @@ from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard, connections_e
 from clients.tls import shared_context
 
 __all__ = ["CallbackDelivery", "CallbackSender"]
-
-_log = logging.getLogger("predeploy.callback")
 
 
 @dataclass(frozen=True)

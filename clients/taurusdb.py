@@ -14,6 +14,7 @@ There are no retries here: each method is a single attempt, so a retry policy ca
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 import logs
 from clients import http
 from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
+from clients.http11 import default_transport
 from clients.retry import request_timeout
 from config import AkSkCredentials, Settings
 from errors import BAD_RESPONSE, ApiError, UpstreamUnavailableError
@@ -131,7 +133,7 @@ class TaurusDBClient:
             timeout_seconds=timeout,
             base_url=endpoint.rstrip("/"),
             auth=auth,
-            transport=transport,
+            transport=transport or default_transport(),
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
@@ -182,6 +184,22 @@ class TaurusDBClient:
         return client
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def prefetch(self) -> None:
+        """What the first call would wait for, fetched ahead: the IAM token, then a connection.
+
+        For a background thread at start (see ``main``). The connection comes from an
+        unauthenticated ``HEAD /`` on the API host (its answer does not matter; no credentials,
+        no API operation): its TCP and TLS handshakes are then done, and the connection waits in
+        the pool for the first call. Raises what the token fetch raises; the caller logs it and
+        the first call fetches again. The connection is made either way.
+        """
+        try:
+            for auth in self._owned:
+                auth.prefetch()
+        finally:
+            with suppress(httpx.HTTPError):  # the first call connects itself, reports failures
+                self._http.head("/", auth=httpx.Auth()).close()  # httpx.Auth(): none
 
     def close(self) -> None:
         self._http.close()

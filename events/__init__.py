@@ -1,7 +1,9 @@
 """Inbound events: one module per sender, each verifying and parsing its own wire format.
 
 Adding a source = one module here, one sample in ``events/samples/``, one test file, and its
-name in the lists below (most specific first; ``generic`` is the fallback and stays last).
+``Sender`` in ``events/senders.py`` and the lists below (most specific first; ``generic`` is the
+fallback and stays last). A source's module is imported on the first delivery that matches it
+(``senders.py`` says why), so nothing here imports one.
 
 Two entry points serve them:
 
@@ -20,14 +22,25 @@ from typing import Protocol, cast
 
 from config import Settings
 from errors import InvalidEventError
-from events import apig, cloudevents, functiongraph, generic, github, gitlab, pubsub, smn
-from events.base import Delivery, Envelope, EventSource, Headers
+from events.base import Delivery, EventSource, Headers
+from events.senders import (
+    APIG,
+    CLOUDEVENTS,
+    FUNCTIONGRAPH,
+    GENERIC,
+    GITHUB,
+    GITLAB,
+    PUBSUB,
+    SMN,
+    Sender,
+)
 
-__all__ = ["EVENT", "SOURCES", "WEBHOOK", "Entry", "receive"]
+__all__ = ["EVENT", "GENERIC", "SOURCES", "WEBHOOK", "Entry", "Sender", "receive"]
 
 
 class _Recognisable(Protocol):
-    LABEL: str
+    @property
+    def LABEL(self) -> str: ...
 
     def matches(self, headers: Headers, body: bytes) -> bool: ...
 
@@ -37,21 +50,21 @@ class Entry:
     """What one entry point accepts, and whether its requests are queue deliveries."""
 
     name: str
-    sources: tuple[EventSource, ...]
+    sources: tuple[Sender, ...]
     verified_by_platform: bool
     queue: bool
-    envelopes: tuple[Envelope, ...] = ()
+    envelopes: tuple[Sender, ...] = ()
     #: What the other entry point takes, to point a misdirected request there.
     elsewhere: tuple[_Recognisable, ...] = ()
     other: str = ""
 
-    def envelope(self, headers: Headers, body: bytes) -> Envelope | None:
+    def envelope(self, headers: Headers, body: bytes) -> Sender | None:
         return next((e for e in self.envelopes if e.matches(headers, body)), None)
 
-    def detect(self, headers: Headers, body: bytes) -> EventSource:
+    def detect(self, headers: Headers, body: bytes) -> Sender:
         for source in self.sources:
             if source.matches(headers, body):
-                if source is generic:  # the fallback: first, is it meant for the other one?
+                if source is GENERIC:  # the fallback: first, is it meant for the other one?
                     self._misdirected(headers, body)
                 return source
         self._misdirected(headers, body)
@@ -73,7 +86,7 @@ class _GenericShape:
     """The generic event by its shape (a JSON object with ``event``), not by its headers:
     on ``event``, where any JSON would match the generic source's own test."""
 
-    LABEL = generic.LABEL
+    LABEL = GENERIC.LABEL
 
     @staticmethod
     def matches(headers: Headers, body: bytes) -> bool:
@@ -98,23 +111,23 @@ class CertifiedSource(EventSource, Protocol):
 
 WEBHOOK = Entry(
     name="webhook",
-    sources=(github, gitlab, smn, cloudevents, generic),
+    sources=(GITHUB, GITLAB, SMN, CLOUDEVENTS, GENERIC),
     verified_by_platform=False,
     queue=False,
-    elsewhere=(apig, pubsub, functiongraph),
+    elsewhere=(APIG, PUBSUB, FUNCTIONGRAPH),
     other="event",
 )
 EVENT = Entry(
     name="event",
-    sources=(cloudevents, pubsub, functiongraph),
+    sources=(CLOUDEVENTS, PUBSUB, FUNCTIONGRAPH),
     verified_by_platform=True,
     queue=True,
-    envelopes=(apig,),
-    elsewhere=(github, gitlab, smn, _GenericShape()),
+    envelopes=(APIG,),
+    elsewhere=(GITHUB, GITLAB, SMN, _GenericShape()),
     other="webhook",
 )
 
-SOURCES: tuple[EventSource, ...] = tuple(dict.fromkeys(WEBHOOK.sources + EVENT.sources))
+SOURCES: tuple[Sender, ...] = tuple(dict.fromkeys(WEBHOOK.sources + EVENT.sources))
 """Every source of every entry point (for tools that cover them all, such as the fuzzer)."""
 
 
@@ -123,7 +136,7 @@ def receive(
     headers: Headers,
     body: bytes,
     settings: Settings,
-    source: EventSource | None = None,
+    source: Sender | None = None,
     *,
     certificates: Callable[[str], bytes] | None = None,
 ) -> Delivery:

@@ -17,12 +17,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from errors import InvalidEventError
-from events.base import Headers, decode_base64, json_object, json_value, validate
+from events.base import Headers, decode_base64, json_object, validate
+from events.senders import APIG
 
 __all__ = ["LABEL", "NAME", "ApigEvent", "matches", "open", "seal"]
 
-NAME = "apig"
-LABEL = "FunctionGraph APIG events (httpMethod, headers, body, requestContext)"
+NAME, LABEL, matches = APIG.NAME, APIG.LABEL, APIG.matches
 
 
 class ApigEvent(BaseModel):
@@ -47,15 +47,6 @@ class ApigEvent(BaseModel):
                 for name, item in value.items()
             }
         return value
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    document = json_value(body)
-    return (
-        isinstance(document, dict)
-        and isinstance(document.get("requestContext"), dict)
-        and isinstance(document.get("httpMethod"), str)
-    )
 
 
 def open(headers: Headers, body: bytes) -> tuple[dict[str, str], bytes]:

@@ -53,15 +53,12 @@ from events.base import (
     media_type,
     validate,
 )
+from events.senders import CLOUDEVENTS
 from models import Trigger
 
 __all__ = ["LABEL", "NAME", "Attributes", "matches", "parse", "verify"]
 
-NAME = "cloudevents"
-LABEL = (
-    "CloudEvents 1.0 (binary: ce-specversion, ce-id, ce-source, ce-type headers; structured: "
-    "application/cloudevents+json; batched: application/cloudevents-batch+json)"
-)
+NAME, LABEL, matches = CLOUDEVENTS.NAME, CLOUDEVENTS.LABEL, CLOUDEVENTS.matches
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 _BINARY_HEADERS = ("ce-specversion", "ce-id", "ce-source", "ce-type")
@@ -80,12 +77,6 @@ class Attributes(BaseModel):
     datacontenttype: str | None = None
     subject: str | None = None
     time: str | None = None
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    return any(name.startswith("ce-") for name in headers) or media_type(headers).startswith(
-        "application/cloudevents"
-    )
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:

@@ -32,16 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from config import Settings
 from errors import InvalidEventError, UnauthorizedError
 from events import generic
-from events.base import (
-    Delivery,
-    Headers,
-    Record,
-    attempt,
-    check_readable,
-    json_object,
-    json_value,
-    validate,
-)
+from events.base import Delivery, Headers, Record, attempt, check_readable, json_object, validate
+from events.senders import FUNCTIONGRAPH, functiongraph_kind
 from models import Trigger
 
 __all__ = [
@@ -55,8 +47,7 @@ __all__ = [
     "verify",
 ]
 
-NAME = "functiongraph"
-LABEL = "FunctionGraph trigger events (SMN, DMS for Kafka, timer) on POST /invoke"
+NAME, LABEL, matches = FUNCTIONGRAPH.NAME, FUNCTIONGRAPH.LABEL, FUNCTIONGRAPH.matches
 T = TypeVar("T")
 
 
@@ -112,10 +103,6 @@ class TimerTriggerEvent(_Wire):
     user_event: str = Field(min_length=1)
 
 
-def matches(headers: Headers, body: bytes) -> bool:
-    return _kind(json_value(body)) is not None
-
-
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
     raise UnauthorizedError(
         "FunctionGraph trigger events are accepted on the event entry point only"
@@ -124,7 +111,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     document = json_object(body, lenient=True)  # an unreadable value refuses its record only
-    kind = _kind(document)
+    kind = functiongraph_kind(document)
     if kind == "smn":
         return _smn(document, settings)
     if kind == "kafka":
@@ -132,21 +119,6 @@ def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
     if kind == "timer":
         return _timer(document, settings)
     raise InvalidEventError("not a FunctionGraph SMN, DMS for Kafka or timer trigger event")
-
-
-def _kind(document: Any) -> str | None:
-    if not isinstance(document, dict):
-        return None
-    records = document.get("record")
-    first = records[0] if isinstance(records, list) and records else None
-    if isinstance(first, dict) and first.get("event_source") == "smn":
-        return "smn"
-    trigger_type = document.get("trigger_type")
-    if trigger_type == "KAFKA":
-        return "kafka"
-    if trigger_type == "TIMER":
-        return "timer"
-    return None
 
 
 def _smn(document: dict[str, Any], settings: Settings) -> Delivery:

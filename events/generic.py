@@ -29,10 +29,10 @@ from events.base import (
     fan_out,
     field_errors,
     json_object,
-    media_type,
     require_json,
     target_instances,
 )
+from events.senders import GENERIC, SIGNATURE_HEADERS, SVIX_HEADERS
 from models import BackupDescription, BackupName, InstanceId, Trigger
 
 __all__ = [
@@ -48,15 +48,8 @@ __all__ = [
     "wrapped_trigger",
 ]
 
-NAME = "generic"
-LABEL = "the generic pre-deploy event (Content-Type: application/json)"
-_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
-_SVIX_HEADERS = {
-    "svix-id": "webhook-id",
-    "svix-timestamp": "webhook-timestamp",
-    "svix-signature": "webhook-signature",
-}
-"""Svix's names for the Standard Webhooks headers, which senders built on Svix send."""
+NAME, LABEL, matches = GENERIC.NAME, GENERIC.LABEL, GENERIC.matches
+_SIGNATURE_HEADERS, _SVIX_HEADERS = SIGNATURE_HEADERS, SVIX_HEADERS
 
 
 class GenericEventModel(BaseModel):
@@ -73,18 +66,6 @@ class GenericEventModel(BaseModel):
     callback_url: str | None = Field(default=None, min_length=1, max_length=2048)
     wait: bool | None = None
     dry_run: bool = False
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    """The fallback: JSON, or anything that tries to authenticate the way this source does."""
-    found = media_type(headers)
-    return (
-        found == "application/json"
-        or found.endswith("+json")
-        or "authorization" in headers
-        or any(name in headers for name in _SIGNATURE_HEADERS)
-        or any(name in headers for name in _SVIX_HEADERS)
-    )
 
 
 def standard_headers(headers: Headers) -> Headers:
@@ -142,7 +123,7 @@ def verify_standard_webhooks(headers: Headers, body: bytes, secrets: Sequence[st
 
     Any of ``secrets`` may have signed (rotation).
     """
-    missing = [name for name in _SIGNATURE_HEADERS if not headers.get(name)]
+    missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
     if missing:
         raise UnauthorizedError("missing signature header(s): " + ", ".join(missing))
     try:

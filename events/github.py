@@ -41,12 +41,12 @@ from events.base import (
     unmapped,
     validate,
 )
+from events.senders import GITHUB
 from models import InstanceId, Trigger
 
 __all__ = ["LABEL", "NAME", "DeploymentEvent", "matches", "parse", "verify"]
 
-NAME = "github"
-LABEL = "GitHub webhooks (X-GitHub-Event: deployment or ping)"
+NAME, LABEL, matches = GITHUB.NAME, GITHUB.LABEL, GITHUB.matches
 _PREFIX = "sha256="
 _EVENT_NAME = re.compile(r"[a-z_]{1,64}")
 
@@ -101,10 +101,6 @@ class DeploymentEvent(BaseModel):
     action: str = "created"
     deployment: Deployment
     repository: Repository
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    return "x-github-event" in headers
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:

@@ -47,12 +47,12 @@ from events.base import (
     validate,
 )
 from events.generic import verify_standard_webhooks
+from events.senders import GITLAB
 from models import Trigger
 
 __all__ = ["LABEL", "NAME", "DeploymentHook", "matches", "parse", "verify"]
 
-NAME = "gitlab"
-LABEL = "GitLab webhooks (X-Gitlab-Event: Deployment Hook)"
+NAME, LABEL, matches = GITLAB.NAME, GITLAB.LABEL, GITLAB.matches
 _STARTING = "running"
 
 
@@ -87,10 +87,6 @@ class DeploymentHook(BaseModel):
     environment: str = Field(min_length=1)
     project: Project
     status_changed_at: Annotated[datetime | None, BeforeValidator(_gitlab_time)] = None
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    return "x-gitlab-event" in headers
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:

@@ -37,8 +37,14 @@ from events.base import (
     decode_base64,
     json_object,
     json_value,
-    media_type,
     validate,
+)
+from events.senders import (
+    PUBSUB,
+    PUBSUB_MESSAGE_ID,
+    PUBSUB_PUBLISH_TIME,
+    pubsub_envelope,
+    redelivers_every_failure,
 )
 from models import Trigger
 
@@ -52,15 +58,8 @@ __all__ = [
     "verify",
 ]
 
-NAME = "pubsub"
-LABEL = (
-    'Google Pub/Sub push ({"message": {"data", "messageId", …}, "subscription"}, or unwrapped: '
-    "User-Agent APIs-Google or x-goog-pubsub-* headers)"
-)
-_MESSAGE_ID = "x-goog-pubsub-message-id"
-_PUBLISH_TIME = "x-goog-pubsub-publish-time"
-_METADATA = (_MESSAGE_ID, _PUBLISH_TIME, "x-goog-pubsub-subscription-name")
-_USER_AGENT = "apis-google"
+NAME, LABEL, matches = PUBSUB.NAME, PUBSUB.LABEL, PUBSUB.matches
+_MESSAGE_ID, _PUBLISH_TIME = PUBSUB_MESSAGE_ID, PUBSUB_PUBLISH_TIME
 _NO_DATA = "is empty: the message carries attributes only, no pre-deploy event"
 
 
@@ -93,19 +92,6 @@ class PushEnvelope(BaseModel):
     message: PubsubMessage
     subscription: str = Field(min_length=1)
     deliveryAttempt: int | None = None
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    if redelivers_every_failure(headers):
-        return True
-    return media_type(headers) in ("application/json", "") and _is_envelope(json_value(body))
-
-
-def redelivers_every_failure(headers: Headers) -> bool:
-    """Whether the request comes from Pub/Sub push, which redelivers every non-2xx answer."""
-    return headers.get("user-agent", "").lower().startswith(_USER_AGENT) or any(
-        name in headers for name in _METADATA
-    )
 
 
 def verify(headers: Headers, body: bytes, settings: Settings) -> None:
@@ -163,12 +149,7 @@ def _unwrapped(headers: Headers, body: bytes, settings: Settings) -> list[Trigge
     )
 
 
-def _is_envelope(document: object) -> bool:
-    return (
-        isinstance(document, dict)
-        and isinstance(document.get("message"), dict)
-        and isinstance(document.get("subscription"), str)
-    )
+_is_envelope = pubsub_envelope
 
 
 def _time(text: str | None) -> datetime | None:

@@ -51,6 +51,7 @@ from config import Settings
 from errors import InvalidEventError, UnauthorizedError
 from events import generic
 from events.base import Delivery, Handshake, Headers, Note, attempt, json_object, single, validate
+from events.senders import SMN
 
 __all__ = [
     "LABEL",
@@ -66,8 +67,7 @@ __all__ = [
     "verify",
 ]
 
-NAME = "smn"
-LABEL = "Open Telekom Cloud SMN HTTP(S) subscriptions (X-SMN-MESSAGE-TYPE header)"
+NAME, LABEL, matches = SMN.NAME, SMN.LABEL, SMN.matches
 MAX_AGE = timedelta(hours=1)
 """How old a signed ``timestamp`` may be; SMN's own retries of a delivery fall well within it."""
 MAX_SKEW = timedelta(minutes=5)
@@ -106,10 +106,6 @@ class SmnMessage(BaseModel):
     timestamp: str = Field(min_length=1)
     subscribe_url: str | None = None
     unsubscribe_url: str | None = None
-
-
-def matches(headers: Headers, body: bytes) -> bool:
-    return "x-smn-message-type" in headers
 
 
 def verify(

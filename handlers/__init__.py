@@ -1,4 +1,5 @@
 """What we do about a trigger: the business, with no web-framework imports.
 
-Handlers are keyed by the trigger's ``kind``; today there is one, ``pre-deploy``.
+Handlers are keyed by the trigger's ``kind`` (``records.HANDLERS``); today there is one,
+``pre-deploy``.
 """

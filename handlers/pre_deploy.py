@@ -57,10 +57,10 @@ __all__ = [
     "BackupOutcome",
     "DryRunOutcome",
     "Final",
-    "Result",
     "Services",
+    "TriggerOutcome",
     "check",
-    "handle_all",
+    "handle",
     "report_failure",
 ]
 
@@ -101,6 +101,14 @@ class BackupOutcome:
     callbacks: dict[str, CallbackDelivery] = field(default_factory=dict)
     retention: RetentionReport | None = None
 
+    @property
+    def name(self) -> str:
+        """What happened, as the outcome log line names it: ``backup_started`` (made now),
+        ``backup_exists`` (found), after waiting ``backup_succeeded``/``_failed``/``_timed_out``."""
+        if self.final is not None:
+            return f"backup_{self.final.lower()}"
+        return "backup_started" if self.created else "backup_exists"
+
 
 @dataclass(frozen=True)
 class DryRunOutcome:
@@ -113,13 +121,13 @@ class DryRunOutcome:
     retention: RetentionReport | None = None
 
 
-Result = BackupOutcome | DryRunOutcome | PredeployError
+TriggerOutcome = BackupOutcome | DryRunOutcome | PredeployError
 """One trigger's result: what was done, or why not (its failure takes its place)."""
 
 
-def handle_all(
+def handle(
     triggers: Sequence[Trigger], services: Services, deadline: Deadline | None = None
-) -> list[Result]:
+) -> list[TriggerOutcome]:
     """Every trigger of one delivery, one result each, in order.
 
     First every trigger is checked (``check``: nothing upstream yet), then the ones that
@@ -135,7 +143,7 @@ def handle_all(
             checked.append(check(trigger, services))
         except PredeployError as exc:
             checked.append(exc)
-    started: list[Result] = []
+    started: list[TriggerOutcome] = []
     to_start = sum(1 for request in checked if not isinstance(request, PredeployError))
     for trigger, request in zip(triggers, checked, strict=True):
         if isinstance(request, PredeployError):
@@ -147,7 +155,7 @@ def handle_all(
             started.append(exc)
         to_start -= 1
     waiting = Deadline(settings.wait_timeout_seconds)
-    done: list[Result] = []
+    done: list[TriggerOutcome] = []
     for result in started:
         if isinstance(result, BackupOutcome):
             try:
@@ -190,21 +198,20 @@ def _start(
         backup, job_id, created = _ensure_backup(
             trigger, request, services.taurusdb, deadline, window, settings.secret_values()
         )
-    _log.info(
-        "backup started" if created else "backup already exists",
-        extra={
-            "fields": {
-                "outcome": "backup_started" if created else "backup_exists",
-                "source": trigger.source,
-                "trigger_id": trigger.trigger_id,
-                "instance_id": trigger.instance_id,
-                "backup_id": backup.id,
-                "backup_name": backup.name,
-                "backup_status": backup.status.value,
-                "job_id": job_id,
-            }
-        },
-    )
+    if created:  # the job ID, logged as soon as it exists (the outcome line comes at the end)
+        _log.info(
+            "backup started",
+            extra={
+                "fields": {
+                    "source": trigger.source,
+                    "trigger_id": trigger.trigger_id,
+                    "instance_id": trigger.instance_id,
+                    "backup_id": backup.id,
+                    "backup_name": backup.name,
+                    "job_id": job_id,
+                }
+            },
+        )
     callbacks: dict[str, CallbackDelivery] = {}
     if callback_url is not None:
         # Its share of what is left: the triggers after it still need time for theirs.
@@ -233,20 +240,6 @@ def _finish(
     final: Final | None = None
     if trigger.wait if trigger.wait is not None else settings.wait_for_completion:
         backup, final = _wait(backup, services.taurusdb, settings, waiting)
-        _log.log(
-            logging.INFO if final == "SUCCEEDED" else logging.ERROR,
-            "backup %s",
-            final.lower(),
-            extra={
-                "fields": {
-                    "outcome": f"backup_{final.lower()}",
-                    "trigger_id": trigger.trigger_id,
-                    "instance_id": trigger.instance_id,
-                    "backup_id": backup.id,
-                    "job_id": job_id,
-                }
-            },
-        )
         if callback_url is not None:
             event_type = _FINAL_CALLBACK[final]
             callbacks[event_type] = notify(
@@ -289,27 +282,13 @@ def _dry_run(
     """
     api = services.taurusdb
     known = identities(trigger, services.settings.secret_values())
-    existing, instance = _look(api, request, known, deadline, window)
+    existing, instance = _look_up_with_retries(api, request, known, deadline, window)
     if existing is None:
         require_active(instance)
     settings = services.settings
     keep = settings.retention_keep
     guard = retention.Guard.of(settings, trigger)
     report = retention.preview(api, trigger.instance_id, keep, deadline, guard) if keep else None
-    _log.info(
-        "dry run",
-        extra={
-            "fields": {
-                "outcome": "dry_run",
-                "source": trigger.source,
-                "trigger_id": trigger.trigger_id,
-                "instance_id": trigger.instance_id,
-                "instance_status": instance.status,
-                "backup_name": request.name,
-                "backup_id": existing.id if existing is not None else None,
-            }
-        },
-    )
     return DryRunOutcome(trigger, request, instance, existing, report)
 
 
@@ -397,7 +376,7 @@ def _ensure_backup(
                 result = api.create_backup(request)
             except ApiError as exc:
                 if is_busy(exc):  # maybe a concurrent delivery of this trigger won the race
-                    found = _find(api, request, marker, window)
+                    found = _find_backup(api, request, marker, window)
                     if found is not None:
                         return found, None, False
                 raise
@@ -420,7 +399,7 @@ def _in_background(call: Callable[[str], _T], argument: str) -> Future[_T]:
     return _BACKGROUND.submit(context.run, call, argument)
 
 
-def _look(
+def _look_up_with_retries(
     api: TaurusDBClient,
     request: CreateBackupRequest,
     marker: Known,
@@ -445,13 +424,13 @@ def _look_up(
     """
     instance = _in_background(api.get_instance, request.instance_id)
     try:
-        found = _find(api, request, marker, window)
+        found = _find_backup(api, request, marker, window)
     finally:
         futures.wait([instance])
     return found, instance
 
 
-def _find(
+def _find_backup(
     api: TaurusDBClient, request: CreateBackupRequest, marker: Known, window: Window
 ) -> Backup | None:
     """This trigger's backup among the instance's manual backups in its window, unless failed.

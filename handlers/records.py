@@ -8,32 +8,39 @@ will never succeed is acknowledged instead, after its pipeline has been told (a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from clients.retry import Deadline
 from errors import PredeployError
 from events.base import Handshake, Note
 from handlers import pre_deploy, subscriptions
-from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services, TriggerOutcome
 from models import Trigger
 
-__all__ = ["Outcome", "curable_by_retry", "serve_each"]
+__all__ = ["HANDLERS", "RecordOutcome", "curable_by_retry", "handle_delivery"]
 
-Outcome = BackupOutcome | DryRunOutcome | Note | PredeployError
+RecordOutcome = BackupOutcome | DryRunOutcome | Note | PredeployError
+"""One record's outcome: a trigger's (``TriggerOutcome``), or the note the record was."""
+
+Handler = Callable[[Sequence[Trigger], Services, Deadline], list[TriggerOutcome]]
+
+#: The handler of each ``Trigger.kind``: it takes a delivery's triggers of its kind, in order,
+#: and the delivery's deadline, and returns one outcome each.
+HANDLERS: dict[str, Handler] = {"pre-deploy": pre_deploy.handle}
 
 
-def serve_each(
+def handle_delivery(
     records: Sequence[Trigger | Note | PredeployError], services: Services, *, queue: bool
-) -> list[Outcome]:
-    """Each trigger handled on its own (``pre_deploy.handle_all``: one deadline for all); its
-    failure takes its place in the list.
+) -> list[RecordOutcome]:
+    """Each trigger handled on its own by its kind's handler (``pre_deploy.handle``: one
+    deadline for all); its failure takes its place in the list.
 
     On a queue entry point, a trigger that failed for good gets its ``backup.failed``
     callback here, since its delivery will be acknowledged.
     """
     triggers = [record for record in records if isinstance(record, Trigger)]
     deadline = Deadline(services.settings.deadline_seconds)
-    results = pre_deploy.handle_all(triggers, services, deadline)
+    results = _handle_triggers(triggers, services, deadline)
     told = [
         queue
         and not trigger.dry_run  # a dry run calls nothing back
@@ -47,7 +54,7 @@ def serve_each(
             share = Deadline(deadline.remaining() / sum(told[index:]))
             pre_deploy.report_failure(trigger, result, services, limit=share)
     found = iter(results)
-    outcomes: list[Outcome] = []
+    outcomes: list[RecordOutcome] = []
     for record in records:
         if isinstance(record, Handshake):
             outcomes.append(
@@ -58,6 +65,19 @@ def serve_each(
         else:
             outcomes.append(record)
     return outcomes
+
+
+def _handle_triggers(
+    triggers: Sequence[Trigger], services: Services, deadline: Deadline
+) -> list[TriggerOutcome]:
+    """Each kind's triggers to its handler (``HANDLERS``), all within ``deadline``; the
+    outcomes in the triggers' order."""
+    outcomes: dict[int, TriggerOutcome] = {}
+    for kind in dict.fromkeys(trigger.kind for trigger in triggers):
+        indexes = [index for index, trigger in enumerate(triggers) if trigger.kind == kind]
+        handled = HANDLERS[kind]([triggers[index] for index in indexes], services, deadline)
+        outcomes.update(zip(indexes, handled, strict=True))
+    return [outcomes[index] for index in range(len(triggers))]
 
 
 def curable_by_retry(exc: PredeployError) -> bool:

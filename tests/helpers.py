@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 from werkzeug.test import TestResponse
 
 from emulator import Emulator
+from emulator.requestlog import RequestRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "events" / "samples"
@@ -87,6 +88,20 @@ def backups_on(emu: Emulator, instance_id: str = INSTANCE) -> list[dict[str, Any
     response.raise_for_status()
     backups: list[dict[str, Any]] = response.json()["backups"]
     return backups
+
+
+START_UP = (("POST", "/v3/auth/tokens"), ("HEAD", "/"))
+"""What a real server process sends as its worker starts, before and whatever any event: the
+IAM token and the API connection it prefetches (main.py, docs/operations.md "Start-up")."""
+
+
+def event_requests(emu: Emulator) -> list[RequestRecord]:
+    """The emulator's request log without a real server's start-up prefetch.
+
+    A server that outlives the per-test reset (a module-scoped fixture) may have its start-up
+    requests land in a test's log; they are not the test's event's doing.
+    """
+    return [r for r in emu.requests() if (r.method, r.path) not in START_UP]
 
 
 def successful_creates(emu: Emulator) -> int:

@@ -28,6 +28,7 @@ from cryptography.x509.oid import NameOID
 
 from helpers import INSTANCE, SAMPLES, function_env
 from helpers import make_client as make_client
+from tools.invoke import fresh as fresh
 
 GITHUB_SECRET = "github-test-secret-9c2f4e1a"
 GITLAB_TOKEN = "gitlab-test-token-3b7d5a0e"
@@ -209,7 +210,8 @@ DEAD_END = "http://127.0.0.1:9/hooks/backup"
 
 
 def sample(name: str, callback: str | None = DEAD_END) -> tuple[bytes, dict[str, str]]:
-    """A sample's body and headers; its callback URL moved to ``callback`` (``None``: as is).
+    """A sample's body and headers, ready to send: its callback URL moved to ``callback`` and
+    its send times to now (``fresh``); with ``callback=None``, exactly as in the file.
 
     Tests never reach out to the sample's ``ci.example.com``. A moved body no longer matches
     a signature the sample's headers carry: tests that need one sign the body themselves.
@@ -218,9 +220,10 @@ def sample(name: str, callback: str | None = DEAD_END) -> tuple[bytes, dict[str,
     headers = json.loads((SAMPLES / f"{name}.headers.json").read_text())
     if callback is not None:
         document = json.loads(body)
-        moved = retarget(document, SAMPLE_CALLBACK, callback)
+        moved = fresh(retarget(document, SAMPLE_CALLBACK, callback))
         if moved != document:
             body = json.dumps(moved, indent=2).encode()
+        headers = fresh(headers)
     return body, headers
 
 

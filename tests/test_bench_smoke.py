@@ -35,6 +35,13 @@ ROWS = (
 )
 
 
+GROWTH_ROWS = (
+    "ours: list requests per event, fresh / redelivered",
+    "ours: latency p50, fresh / redelivered (ms)",
+    "ours: answered non-2xx",
+)
+
+
 def cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
@@ -46,7 +53,7 @@ def test_smoke_run_prints_every_row_for_both_latencies(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -58,6 +65,17 @@ def test_smoke_run_prints_every_row_for_both_latencies(tmp_path: Path) -> None:
     for row in ROWS:
         matching = [line for line in lines if cells(line)[0].startswith(row)]
         assert len(matching) == 2, f"row {row!r}: {len(matching)} lines instead of 2"
+    imports = [line for line in lines if cells(line)[0].startswith("import on top of the")]
+    assert len(imports) == 1
+    assert cells(imports[0])[1].startswith("main ")
+    assert cells(imports[0])[2].startswith("framework ")
+    for row in GROWTH_ROWS:
+        found = [cells(line) for line in lines if cells(line)[0] == row]
+        assert len(found) == 2, f"row {row!r}: {len(found)} lines instead of 2"
+        if row == "ours: answered non-2xx":  # 0 and 150 older backups, every event answered
+            assert all(line[1:3] == ["0 of 4", "0 of 4"] for line in found)
+        if row.startswith("ours: list requests"):  # at least one look-up per event
+            assert all(float(cell.split(" / ")[0]) >= 1.0 for cell in found[0][1:3])
     assert "- machine: " in text
     assert "- date: " in text
     assert "functions-framework" in text

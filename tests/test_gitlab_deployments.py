@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from emulator import Emulator
-from helpers import successful_creates
+from helpers import event_requests, successful_creates
 from senders import GITLAB_TOKEN, STAGING, sources_env
 from tools.serve import function_server
 
@@ -115,7 +115,7 @@ def test_deployments_that_end_make_no_backup(web: str, emu: Emulator, status: st
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "ignored"
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 @pytest.mark.parametrize("status", ["running", "success", "pending"])
@@ -131,7 +131,7 @@ def test_pipeline_status_flips_make_no_backup(web: str, emu: Emulator, status: s
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "ignored"
         assert "Deployment events" in response.json()["message"]
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 def test_the_deployments_own_time_ages_it(web: str, emu: Emulator) -> None:
@@ -143,4 +143,4 @@ def test_the_deployments_own_time_ages_it(web: str, emu: Emulator) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["fields"] == [{"field": "sent_at", "rule": "at most 7 days old"}]
     assert "2021-04-28T19:50:00" in response.json()["message"]
-    assert emu.requests() == []
+    assert event_requests(emu) == []

@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from emulator import Emulator
 from helpers import ROOT, SAMPLES, WEBHOOK_SECRET, WEBHOOK_TOKEN, function_env
 from tools import localenv
-from tools.invoke import build_request, main, prepare, send, summary, unwrap
+from tools.invoke import build_request, fresh, main, prepare, send, summary, unwrap
 from tools.serve import free_port, function_server
 
 SAMPLE = SAMPLES / "generic-pre-deploy.json"
@@ -171,11 +171,15 @@ GITHUB = "github-secret-for-invoke"
 def test_github_sample_carries_githubs_hmac_of_the_exact_body() -> None:
     """GitHub docs, "Validating webhook deliveries": X-Hub-Signature-256 = sha256=HMAC(body)."""
     sample = SAMPLES / "github-deployment.json"
-    prepared = prepare(sample, {"GITHUB_WEBHOOK_SECRET": GITHUB})
+    now = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
+    prepared = prepare(sample, {"GITHUB_WEBHOOK_SECRET": GITHUB}, now=now)
     assert prepared.sender == "github" and prepared.entry == "webhook"
     expected = hmac.new(GITHUB.encode(), prepared.body, hashlib.sha256).hexdigest()
     assert prepared.headers["X-Hub-Signature-256"] == f"sha256={expected}"
-    assert prepared.body == sample.read_bytes()  # no callback option: the bytes as they are
+    # no callback option: the sample as it is, but for its send times, moved to now
+    sent = json.loads(prepared.body)
+    assert sent["deployment"]["created_at"] == "2027-01-02T03:04:05Z"
+    assert sent == fresh(json.loads(sample.read_bytes()), now)
 
 
 def test_gitlab_sample_carries_the_token_and_with_a_signing_token_a_signature() -> None:

@@ -117,6 +117,44 @@ def test_backup_started_writes_one_outcome_line_with_every_field(
     }
 
 
+def test_each_trigger_gets_one_outcome_line_whatever_happened(
+    env: dict[str, str], emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Started, found again, dry run: one line with an ``outcome`` each, from one place."""
+    client = make_client()
+    for data, status, outcome in [
+        (event(id="one"), 202, "backup_started"),
+        (event(id="one"), 200, "backup_exists"),
+        (event(id="two", instance_id=emu.config.instances[1], dry_run=True), 200, "dry_run"),
+    ]:
+        capsys.readouterr()
+        response = client.post("/", data=data, headers=sign(data))
+        assert response.status_code == status, response.get_data(as_text=True)
+        with_outcome = [line for line in lines(capsys.readouterr().err) if "outcome" in line]
+        (line,) = with_outcome
+        assert (line["logger"], line["outcome"], line["status"]) == (
+            "predeploy.event",
+            outcome,
+            status,
+        )
+        assert line["backup_name"].startswith("predeploy-")
+
+
+def test_a_backup_that_ended_failed_is_logged_as_an_error(
+    env: dict[str, str], emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emu.configure(backup_seconds=0.2)
+    emu.put_instance(INSTANCE, fail_backups=True)
+    client = make_client()
+    capsys.readouterr()
+    data = event(wait=True)
+    response = client.post("/", data=data, headers=sign(data))
+    assert response.status_code == 502, response.get_data(as_text=True)
+    with_outcome = [line for line in lines(capsys.readouterr().err) if "outcome" in line]
+    (line,) = with_outcome
+    assert (line["outcome"], line["status"], line["level"]) == ("backup_failed", 502, "ERROR")
+
+
 def test_refused_event_logs_its_outcome_and_no_secret(
     env: dict[str, str], emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

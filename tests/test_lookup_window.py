@@ -28,7 +28,7 @@ from config import Settings
 from emulator import Emulator, RequestRecord
 from errors import InvalidEventError
 from handlers.naming import backup_name_for, description_for
-from handlers.pre_deploy import BackupOutcome, Result, Services, handle_all
+from handlers.pre_deploy import BackupOutcome, Services, TriggerOutcome, handle
 from helpers import INSTANCE, PROJECT_ID, backups_on, deliver, event, js, make_client, use_env
 from models import Trigger
 
@@ -102,8 +102,8 @@ def trigger(sent_at: datetime | None, trigger_id: str = "deploy-4711") -> Trigge
     )
 
 
-def serve(services: Services, one: Trigger) -> Result:
-    (result,) = handle_all([one], services)
+def serve(services: Services, one: Trigger) -> TriggerOutcome:
+    (result,) = handle([one], services)
     return result
 
 

@@ -23,6 +23,7 @@ from senders import (
     SAMPLE_CALLBACK,
     STAGING,
     SmnEndpoint,
+    fresh,
     github_signature,
     make_client,
     retarget,
@@ -127,8 +128,8 @@ def test_sample_makes_its_backups_and_callbacks(
         for variable, value in sources_env(emu.url, smn.url, callback).items():
             monkeypatch.setenv(variable, value)
         raw, headers = sample(name, callback=None)
-        document = retarget(json.loads(raw), SAMPLE_CALLBACK, callback)
-        body, headers = case.prepare(document, headers, smn)
+        document = fresh(retarget(json.loads(raw), SAMPLE_CALLBACK, callback))
+        body, headers = case.prepare(document, fresh(headers), smn)
 
         response = make_client(case.target).post(case.path, data=body, headers=headers)
 

@@ -16,6 +16,8 @@ the entry point and the signature, as in docs/sources.md:
 - CloudEvents, Pub/Sub push, FunctionGraph triggers: the ``event`` entry point, unsigned (the
   platform vouches for them); an APIG trigger's wrapped request is signed as its own sender.
 
+Send times in the sample (``deployment.created_at``, ``time``, ``ce-time``, …) move to now: the
+function refuses deliveries older than ``IDEMPOTENCY_WINDOW_DAYS``.
 ``--callback-url`` (default ``$INVOKE_CALLBACK_URL``) replaces every ``callback_url`` in the
 sample, also inside JSON text and base64, before signing: local runs call back locally while
 the samples keep their real shape. The request goes to ``--url``, else to
@@ -36,6 +38,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
@@ -50,7 +53,7 @@ from standardwebhooks import Webhook
 
 from tools import localenv
 
-__all__ = ["Answer", "Prepared", "build_request", "main", "prepare", "send", "summary"]
+__all__ = ["Answer", "Prepared", "build_request", "fresh", "main", "prepare", "send", "summary"]
 
 ROOT = Path(__file__).resolve().parent.parent
 _SIGNATURE_HEADERS = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
@@ -146,6 +149,10 @@ def prepare(
     if callback_url:
         body = _moved(body, callback_url)
     when = now or datetime.now(tz=UTC)
+    document = _json(body)
+    if document is not None and (refreshed := fresh(document, when)) != document:
+        body = json.dumps(refreshed, indent=2).encode()
+    headers = fresh(headers, when)
     warnings: list[str] = []
     if sender == "functiongraph-apig":
         body = _signed_apig(body, environ, message_id, when, warnings)
@@ -312,6 +319,51 @@ def _signed_apig(
     encoded = wrapper.get("isBase64Encoded")
     wrapper["body"] = base64.b64encode(raw).decode() if encoded else raw.decode()
     return json.dumps(wrapper, indent=2).encode()
+
+
+_TIME_KEYS = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "status_changed_at",
+        "time",
+        "timestamp",
+        "publishTime",
+        "publish_time",
+        "event_time",
+        "ce-time",
+    }
+)
+_TIME_LAYOUTS = (
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"), "%Y-%m-%dT%H:%M:%S.000Z"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"), "%Y-%m-%dT%H:%M:%SZ"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"), "%Y-%m-%dT%H:%M:%S+00:00"),
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}"), "%Y-%m-%d %H:%M:%S +0000"),
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"), "%Y-%m-%d %H:%M:%S UTC"),
+)
+
+
+def fresh(value: Any, now: datetime | None = None) -> Any:
+    """``value`` (a sample's body or headers) with every send time moved to now, in its format.
+
+    The samples are dated, and the function refuses deliveries older than its idempotency
+    window (``IDEMPOTENCY_WINDOW_DAYS``): a sample is sent as if made just now.
+    """
+    now = now or datetime.now(tz=UTC)
+    if isinstance(value, list):
+        return [fresh(item, now) for item in value]
+    if not isinstance(value, dict):
+        return value
+    moved: dict[str, Any] = {}
+    for key, item in value.items():
+        if key.lower() in _TIME_KEYS and isinstance(item, int) and not isinstance(item, bool):
+            moved[key] = int(now.timestamp())
+        elif key.lower() in _TIME_KEYS and isinstance(item, str):
+            layout = next((f for pattern, f in _TIME_LAYOUTS if pattern.fullmatch(item)), None)
+            moved[key] = now.strftime(layout) if layout else item
+        else:
+            moved[key] = fresh(item, now)
+    return moved
 
 
 def _moved(body: bytes, url: str) -> bytes:
