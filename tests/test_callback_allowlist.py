@@ -20,7 +20,7 @@ import pytest
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import backups_on, event, function_env, sign
+from helpers import backups_on, event, event_requests, function_env, sign
 from tools.serve import free_port, function_server
 
 
@@ -71,7 +71,7 @@ def test_other_port_of_an_allowed_host_is_refused(server: str, emu: Emulator) ->
             "rule": "must use https (http is allowed only for hosts in CALLBACK_ALLOWED_HOSTS)",
         }
     ]
-    assert emu.requests() == []  # refused before anything happened
+    assert event_requests(emu) == []  # refused before anything happened
     assert backups_on(emu) == []
 
 
@@ -109,4 +109,4 @@ def test_malformed_port_is_a_configuration_error(emu: Emulator) -> None:
     assert response.json()["error"] == "configuration_error"
     assert "CALLBACK_ALLOWED_HOSTS" in response.json()["message"]
     assert "from 1 to 65535" in response.json()["message"]
-    assert emu.requests() == []
+    assert event_requests(emu) == []

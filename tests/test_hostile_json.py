@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from emulator import Emulator
-from helpers import INSTANCE, backups_on, function_env, sign
+from helpers import INSTANCE, backups_on, event_requests, function_env, sign
 from tools.serve import function_server
 
 OTHER = f"{1:032x}in07"  # the emulator's second instance
@@ -66,7 +66,7 @@ def test_webhook_refuses_hostile_values_with_400(webhook: str, emu: Emulator, ki
     assert answer["error"] == "invalid_event"
     assert answer["fields"][0]["field"] == field
     assert answer["message"].startswith(field + " ")
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_webhook_refuses_unparsable_bodies_with_400(
     assert 400 <= response.status_code < 500, response.text
     if message is not None and _utf8(body):
         assert response.json()["message"].startswith(message)
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 def _utf8(body: bytes) -> bool:
@@ -149,7 +149,7 @@ def test_pubsub_message_with_a_huge_number_is_acknowledged(event_entry: str, emu
     (result,) = response.json()["results"]
     assert (result["status"], result["retry"]) == ("failed", False)
     assert result["fields"][0]["field"] == "message.data.n"
-    assert emu.requests() == []
+    assert event_requests(emu) == []
 
 
 @pytest.mark.parametrize("kind", ["huge integer", "lone surrogate", "NaN", "float overflow"])
@@ -186,3 +186,18 @@ def test_kafka_trigger_serves_the_other_messages(
     assert good_result["status"] == "started"
     assert backups_on(emu, INSTANCE) == []
     assert len(backups_on(emu, OTHER)) == 1
+
+
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+def test_event_refuses_deep_nesting_without_a_5xx(
+    event_entry: str, emu: Emulator, depth: int
+) -> None:
+    # Any JSON on `event` is looked at for every sender's shape (and for a misdirected webhook
+    # delivery) before it is read: none of those looks may choke on the depth.
+    body = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
+    response = httpx.post(
+        event_entry, content=body, headers={"Content-Type": "application/json"}, timeout=15
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_event"
+    assert event_requests(emu) == []
