@@ -98,7 +98,7 @@ class CallbackSender:
             "webhook-signature": " ".join(w.sign(message_id, now, body) for w in self._webhooks),
         }
         seconds = self._timeout if timeout is None else max(0.001, min(timeout, self._timeout))
-        limits = httpx.Timeout(seconds, connect=min(seconds, 3.0))
+        limits = http.timeout(seconds)
         try:
             # Streamed and closed unread: the receiver's body is neither needed nor trusted.
             with (
