@@ -258,6 +258,9 @@ class Settings(BaseModel):
     allowed_instances: CommaList = Field(default_factory=list)
     instance_map: dict[str, str] = Field(default_factory=dict)
 
+    # the function's own public base URL (answers' status_url and Location are absolute with it)
+    public_url: str | None = None
+
     # logging
     log_level: str = Field(default="INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
@@ -401,6 +404,7 @@ class Settings(BaseModel):
         "os_project_name",
         "os_username",
         "smn_endpoint",
+        "public_url",
     )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -417,6 +421,18 @@ class Settings(BaseModel):
                 "must be an absolute https:// URL such as https://smn.eu-de.otc.t-systems.com"
             )
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an absolute https:// URL such as https://backup.example.com/")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a base URL without query, fragment or credentials")
+        return value.rstrip("/") + "/"
 
     @property
     def auth_url(self) -> str:

@@ -16,7 +16,7 @@ import math
 import os
 import threading
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import flask
 import functions_framework
@@ -36,7 +36,7 @@ from errors import (
 )
 from events.base import Note, Record, check_batch
 from events.senders import redelivers_every_failure
-from handlers import records
+from handlers import polling, records
 from handlers import status as handlers_status
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services
 from health import Answer
@@ -88,7 +88,7 @@ def _answer(request: flask.Request, entry: events.Entry, event_log: logs.EventLo
         lowered = {name.lower(): value for name, value in request.headers.items()}
         if entry.queue and not records.curable_by_retry(exc) and redelivers_every_failure(lowered):
             # Pub/Sub push redelivers a 4xx until the message expires: acknowledge, logged above.
-            failed = {"record": 0, "status": "failed", "http_status": status, "retry": False}
+            failed = {"record": 0, "outcome": "failed", "http_status": status, "retry": False}
             return 200, {"results": [failed | body]}, {}
         return status, body, headers
     except Exception as exc:  # a bug: the log line names the exception, the caller learns no more
@@ -202,15 +202,17 @@ def _results(
     results: list[dict[str, Any]] = []
     status, waits = 200, []
     codes: list[int] = []
+    polled: list[polling.PollStatus] = []  # the backups' statuses; a failed record is FAILED
     for index, (record, outcome) in enumerate(zip(sent, outcomes, strict=True)):
         if isinstance(outcome, DryRunOutcome):
             code, body, _ = _dry_run(outcome, event_log)
-            results.append({"record": index, "status": "dry_run", "http_status": code} | body)
+            results.append({"record": index, "outcome": "dry_run", "http_status": code} | body)
         elif isinstance(outcome, BackupOutcome):
             code, body, _ = _outcome(outcome)
             _log_outcome(event_log, outcome, code)
             kind = "started" if outcome.created else "exists"
-            results.append({"record": index, "status": kind, "http_status": code} | body)
+            results.append({"record": index, "outcome": kind, "http_status": code} | body)
+            polled.append(body["status"])
         elif isinstance(outcome, Note):
             event_log.handled(outcome.status, 200)
             results.append({"record": index, **_noted(outcome)})
@@ -222,8 +224,10 @@ def _results(
             curable = records.curable_by_retry(outcome)
             event_log.failed(body["error"], code, outcome.message, record=index, retry=curable)
             results.append(
-                {"record": index, "status": "failed", "http_status": code, "retry": curable} | body
+                {"record": index, "outcome": "failed", "http_status": code, "retry": curable} | body
             )
+            if isinstance(record, Trigger):
+                polled.append("FAILED")
             if curable:
                 status = code if status == 200 else status
                 waits.append(math.ceil(float(headers.get("Retry-After", "30"))))
@@ -231,11 +235,17 @@ def _results(
     if not queue:
         failed = [code for code in codes if code >= 400]
         status = failed[0] if failed else (202 if 202 in codes else 200)
-    return status, {"results": results}, {"Retry-After": str(max(waits))} if waits else {}
+    answer: dict[str, Any] = {"results": results}
+    overall = polling.worst(polled)
+    if overall is not None:  # about backups: the worst of them (records carry their own)
+        answer = {"status": overall, **answer}
+    return status, answer, {"Retry-After": str(max(waits))} if waits else {}
 
 
 def _noted(note: Note) -> dict[str, Any]:
-    return {"status": note.status, "message": note.message}
+    """A record that asks for no backup: ``note`` (``ignored``, ``pong``, ...), never ``status``
+    (which is only ever a backup's ``RUNNING``/``SUCCEEDED``/``FAILED``)."""
+    return {"note": note.status, "message": note.message}
 
 
 def _log_outcome(event_log: logs.EventLog, outcome: BackupOutcome, status: int) -> None:
@@ -264,12 +274,21 @@ def _serve_status(request: flask.Request) -> Answer:
     headers = {name.lower(): value for name, value in request.headers.items()}
     events.GENERIC.verify(headers, request.get_data(), settings)
     lookup = _STATUS_PATHS[parts[0]]
-    return 200, lookup(_get_services().taurusdb, parts[1], settings.allowed_instances), {}
+    body = lookup(_get_services().taurusdb, parts[1], settings.allowed_instances)
+    body["status_url"] = f"{settings.public_url or ''}{parts[0]}/{quote(parts[1], safe='')}"
+    return 200, body, {}
 
 
 def _outcome(outcome: BackupOutcome) -> Answer:
-    """202 for a new backup, 200 for one that existed; after waiting, by how it ended."""
+    """202 for a new backup, 200 for one that existed; after waiting, by how it ended.
+
+    ``status`` and ``status_url`` are the polling contract (handlers/polling.py); a 202 also
+    points at the status with ``Location``.
+    """
+    url = polling.status_url(_get_settings().public_url, outcome.backup.id)
     body: dict[str, Any] = {
+        "status": polling.of_final(outcome.final, outcome.backup.status),
+        "status_url": url,
         "job_id": outcome.job_id,
         "backup": outcome.backup.model_dump(mode="json"),
         "instance_id": outcome.trigger.instance_id,
@@ -285,7 +304,6 @@ def _outcome(outcome: BackupOutcome) -> Answer:
     status = 202 if outcome.created else 200
     headers: dict[str, str] = {}
     if outcome.final is not None:
-        body["status"] = outcome.final
         if outcome.final == "SUCCEEDED":
             status = 200
         elif outcome.final == "FAILED":
@@ -295,6 +313,8 @@ def _outcome(outcome: BackupOutcome) -> Answer:
             status = 504
             body.update(error="backup_timed_out", message="the backup did not end in time")
             headers["Retry-After"] = "30"
+    if status == 202:
+        headers["Location"] = url
     return status, body, headers
 
 

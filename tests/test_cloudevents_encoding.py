@@ -63,7 +63,7 @@ def post(url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
 
 
 def statuses(response: httpx.Response) -> list[Any]:
-    return [r["status"] for r in response.json()["results"]]
+    return [r["outcome"] for r in response.json()["results"]]
 
 
 def test_one_event_in_binary_and_structured_mode_is_one_backup(queue: str, emu: Emulator) -> None:

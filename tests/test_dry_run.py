@@ -170,7 +170,8 @@ def test_dry_run_for_several_instances(client: FlaskClient, emu: Emulator) -> No
 
     assert response.status_code == 503  # the busy one can succeed later
     first, second = js(response)["results"]
-    assert first["status"] == "dry_run" and first["http_status"] == 200
+    assert first["outcome"] == "dry_run" and first["http_status"] == 200
+    assert "status" not in first  # a dry run makes no backup: nothing to poll
     assert first["dry_run"] is True and first["instance_id"] == INSTANCE
     assert second["error"] == "instance_busy" and second["instance_id"] == OTHER
     assert changes(emu) == []
@@ -196,6 +197,6 @@ def test_queued_dry_run_that_fails_for_good_calls_nothing_back(
 
     assert response.status_code == 200  # acknowledged: frozen stays frozen
     (record,) = js(response)["results"]
-    assert (record["status"], record["error"]) == ("failed", "instance_not_active")
+    assert (record["outcome"], record["error"]) == ("failed", "instance_not_active")
     assert receiver.received == []
     assert changes(emu) == []

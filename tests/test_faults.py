@@ -337,6 +337,7 @@ def test_wait_until_completed(
     assert response.status_code == 200, js(response)
     assert js(response)["status"] == "SUCCEEDED"
     assert js(response)["backup"]["status"] == "COMPLETED"
+    assert "Location" not in response.headers  # 200: it has ended, nothing to follow
     started, completed = receiver.wait_for(2)
     assert started.payload["type"] == "backup.started"
     assert completed.payload["type"] == "backup.completed"
@@ -363,7 +364,8 @@ def test_wait_times_out(
     response = deliver(make_client(), event(wait=True, callback_url=receiver.url))
 
     assert response.status_code == 504
-    assert js(response)["status"] == "TIMED_OUT"
+    # the backup still builds: RUNNING, and the answer says the wait ran out
+    assert (js(response)["status"], js(response)["error"]) == ("RUNNING", "backup_timed_out")
     assert js(response)["backup"]["status"] == "BUILDING"
     kinds = [c.payload["type"] for c in receiver.wait_for(2)]
     assert kinds == ["backup.started", "backup.timed_out"]
@@ -378,7 +380,7 @@ def test_wait_for_completion_setting_and_event_override(
     waited = deliver(client, event(id="a", instance_id=emu.config.instances[1]))
     not_waited = deliver(client, event(id="b", instance_id=emu.config.instances[2], wait=False))
     assert waited.status_code == 200 and js(waited)["status"] == "SUCCEEDED"
-    assert not_waited.status_code == 202 and "status" not in js(not_waited)
+    assert not_waited.status_code == 202 and js(not_waited)["status"] == "RUNNING"
 
 
 # --- status endpoint -----------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_deployments_that_end_make_no_backup(web: str, emu: Emulator, status: st
         web, documented("deployment.json", status=status), headers("Deployment Hook", "e-1")
     )
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "ignored"
+    assert response.json()["note"] == "ignored"
     assert event_requests(emu) == []
 
 
@@ -129,7 +129,7 @@ def test_pipeline_status_flips_make_no_backup(web: str, emu: Emulator, status: s
     for n in range(2):
         response = post(web, body, headers("Pipeline Hook", f"pipeline-{n}"))
         assert response.status_code == 200, response.text
-        assert response.json()["status"] == "ignored"
+        assert response.json()["note"] == "ignored"
         assert "Deployment events" in response.json()["message"]
     assert event_requests(emu) == []
 

@@ -59,7 +59,7 @@ def test_one_backup_result_and_callback_per_instance(
     results = js(response)["results"]
     assert [r["record"] for r in results] == [0, 1, 2]
     assert [r["instance_id"] for r in results] == TRIO
-    assert [(r["status"], r["http_status"]) for r in results] == [("started", 202)] * 3
+    assert [(r["outcome"], r["http_status"]) for r in results] == [("started", 202)] * 3
     assert all(r["created"] and r["job_id"] and r["trigger_id"] == "deploy-4711" for r in results)
     for instance, result in zip(TRIO, results, strict=True):
         (backup,) = backups_on(emu, instance)
@@ -83,7 +83,7 @@ def test_redelivery_of_several_makes_nothing_new(
     again = deliver(client, body)
 
     assert again.status_code == 200
-    assert [r["status"] for r in js(again)["results"]] == ["exists"] * 3
+    assert [r["outcome"] for r in js(again)["results"]] == ["exists"] * 3
     assert [r["backup"]["id"] for r in js(again)["results"]] == [
         r["backup"]["id"] for r in first["results"]
     ]
@@ -111,7 +111,7 @@ def test_sender_named_backup_gets_the_name_on_every_instance(
     client: FlaskClient, emu: Emulator
 ) -> None:
     response = deliver(client, several([INSTANCE, SECOND], name="release-42"))
-    assert [r["status"] for r in js(response)["results"]] == ["started"] * 2
+    assert [r["outcome"] for r in js(response)["results"]] == ["started"] * 2
     assert [backups_on(emu, i)[0]["name"] for i in (INSTANCE, SECOND)] == ["release-42"] * 2
 
 
@@ -162,7 +162,7 @@ def test_a_forbidden_instance_is_refused_alone_and_never_asked_about(
 
     assert response.status_code == 403  # the pipeline must not go ahead
     first, second, third = js(response)["results"]
-    assert (second["status"], second["http_status"], second["retry"]) == ("failed", 403, False)
+    assert (second["outcome"], second["http_status"], second["retry"]) == ("failed", 403, False)
     assert second["error"] == "forbidden" and second["instance_id"] == SECOND
     assert first["created"] and third["created"]
     assert not [r for r in emu.requests() if SECOND in r.path or SECOND in str(r.query)]
@@ -178,7 +178,7 @@ def test_one_instance_failing_leaves_the_others_done(
     assert response.status_code == 409  # the pipeline must not go ahead
     first, second, third = js(response)["results"]
     assert first["created"] and third["created"]
-    assert (second["status"], second["http_status"], second["retry"]) == ("failed", 409, False)
+    assert (second["outcome"], second["http_status"], second["retry"]) == ("failed", 409, False)
     assert second["error"] == "instance_not_active" and second["instance_status"] == "FROZEN"
     assert second["instance_id"] == SECOND and second["trigger_id"] == "deploy-4711"
     assert [len(backups_on(emu, i)) for i in TRIO] == [1, 0, 1]
@@ -202,7 +202,7 @@ def test_a_busy_instance_makes_the_event_retryable(
     emu.put_instance(INSTANCE, status="ACTIVE")  # the sender retries later
     again = deliver(client, several([INSTANCE, SECOND]))
     assert again.status_code == 202
-    assert [r["status"] for r in js(again)["results"]] == ["started", "exists"]
+    assert [r["outcome"] for r in js(again)["results"]] == ["started", "exists"]
     assert successful_creates(emu) == 2
 
 
@@ -242,7 +242,7 @@ def test_a_queued_event_for_several_instances_is_one_record_each(
     response = client.post("/", data=json.dumps(cloud_event), headers=headers)
 
     assert response.status_code == 200, js(response)
-    assert [(r["record"], r["status"]) for r in js(response)["results"]] == [
+    assert [(r["record"], r["outcome"]) for r in js(response)["results"]] == [
         (0, "started"),
         (1, "started"),
     ]
@@ -252,5 +252,5 @@ def test_a_queued_event_for_several_instances_is_one_record_each(
     cloud_event["id"] = "ce-2"
     bad = client.post("/", data=json.dumps(cloud_event), headers=headers)
     (record,) = js(bad)["results"]  # the whole event is refused: no instance of it is served
-    assert record["status"] == "failed" and record["retry"] is False
+    assert record["outcome"] == "failed" and record["retry"] is False
     assert [f["field"] for f in record["fields"]] == ["data.instance_ids.1"]

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
@@ -180,6 +181,25 @@ def test_github_sample_carries_githubs_hmac_of_the_exact_body() -> None:
     sent = json.loads(prepared.body)
     assert sent["deployment"]["created_at"] == "2027-01-02T03:04:05Z"
     assert sent == fresh(json.loads(sample.read_bytes()), now)
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("pubsub-push", ("message", "publishTime")),
+        ("gitlab-deployment", ("status_changed_at",)),
+        ("cloudevents-structured", ("time",)),
+        ("functiongraph-kafka", ("event_time",)),
+    ],
+)
+def test_samples_are_sent_as_made_now(name: str, path: tuple[str, ...]) -> None:
+    """The samples are dated; the function refuses what is older than its window."""
+    now = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
+    prepared = prepare(SAMPLES / f"{name}.json", {"GITLAB_WEBHOOK_TOKEN": "t"}, now=now)
+    value: Any = json.loads(prepared.body)
+    for key in path:
+        value = value[key]
+    assert str(value).startswith(("2027-01-02", str(int(now.timestamp())))), value
 
 
 def test_gitlab_sample_carries_the_token_and_with_a_signing_token_a_signature() -> None:

@@ -53,7 +53,7 @@ def test_permanent_failure_is_acknowledged_with_a_failed_callback(
 
     assert response.status_code == 200  # acknowledged: redelivering cannot help
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["retry"], result["error_code"]) == (
+    assert (result["outcome"], result["retry"], result["error_code"]) == (
         "failed",
         False,
         "DBS.200002",
@@ -97,6 +97,6 @@ def test_invalid_event_in_a_queue_is_acknowledged(
     response = deliver(client, push("m-4", name="1-bad", callback_url=receiver.url))
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert result["status"] == "failed" and result["retry"] is False
+    assert result["outcome"] == "failed" and result["retry"] is False
     assert result["fields"][0]["field"].endswith("name")
     assert emu.requests() == []

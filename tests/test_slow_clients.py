@@ -171,7 +171,7 @@ def test_queue_deliveries_over_the_limit_reach_the_function(emu: Emulator) -> No
         acknowledged = client.post(url, content=big, headers=PUBSUB_UNWRAPPED)
         assert acknowledged.status_code == 200
         (result,) = acknowledged.json()["results"]
-        assert (result["status"], result["http_status"], result["retry"]) == ("failed", 413, False)
+        assert (result["outcome"], result["http_status"], result["retry"]) == ("failed", 413, False)
         assert result["error"] == "payload_too_large"
         refused = client.post(url, content=big, headers={"Content-Type": "application/json"})
         assert refused.status_code == 413

@@ -84,7 +84,7 @@ def test_binary_mode_backs_up(client: FlaskClient, emu: Emulator) -> None:
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200, response.get_json()
     (result,) = response.get_json()["results"]
-    assert result["status"] == "started"
+    assert result["outcome"] == "started"
     assert result["trigger_id"] == "deploy-4711"
     assert len(creates(emu)) == 1
 
@@ -92,7 +92,7 @@ def test_binary_mode_backs_up(client: FlaskClient, emu: Emulator) -> None:
 def test_data_base64_is_read(client: FlaskClient, emu: Emulator) -> None:
     encoded = base64.b64encode(json.dumps(data()).encode()).decode()
     response = post_structured(client, structured(data=None, data_base64=encoded))
-    assert response.get_json()["results"][0]["status"] == "started"
+    assert response.get_json()["results"][0]["outcome"] == "started"
     assert len(creates(emu)) == 1
 
 
@@ -112,7 +112,7 @@ def test_type_not_in_event_types_is_acknowledged_and_ignored(
     response = post_structured(client, structured(type="com.example.ci.post-deploy"))
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert result["status"] == "ignored"
+    assert result["note"] == "ignored"
     assert "EVENT_TYPES" in result["message"]
     assert emu.requests() == []
 
@@ -124,8 +124,8 @@ def test_event_types_can_be_configured(
     client = make_client("event")
     accepted = post_structured(client, structured(type="com.acme.deploy.started"))
     refused = post_structured(client, structured("ce-2", type="com.example.ci.pre-deploy"))
-    assert accepted.get_json()["results"][0]["status"] == "started"
-    assert refused.get_json()["results"][0]["status"] == "ignored"
+    assert accepted.get_json()["results"][0]["outcome"] == "started"
+    assert refused.get_json()["results"][0]["note"] == "ignored"
     assert len(creates(emu)) == 1
 
 
@@ -175,7 +175,7 @@ def test_invalid_data_is_acknowledged_as_a_failed_record(
     response = post_structured(client, structured(data=data(instance_id="nope")))
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert result["status"] == "failed"
+    assert result["outcome"] == "failed"
     assert result["http_status"] == 400
     assert result["retry"] is False
     assert {f["field"] for f in result["fields"]} == {"data.instance_id"}
@@ -185,7 +185,7 @@ def test_invalid_data_is_acknowledged_as_a_failed_record(
 def test_data_that_is_not_json_is_refused(client: FlaskClient, emu: Emulator) -> None:
     response = post_structured(client, structured(datacontenttype="text/plain", data="hi"))
     (result,) = response.get_json()["results"]
-    assert result["status"] == "failed"
+    assert result["outcome"] == "failed"
     assert result["fields"] == [{"field": "datacontenttype", "rule": "must be application/json"}]
     assert emu.requests() == []
 
@@ -203,7 +203,7 @@ def test_batch_with_a_bad_record_in_the_middle(
     )
     assert response.status_code == 200
     results = response.get_json()["results"]
-    assert [(r["record"], r["status"]) for r in results] == [
+    assert [(r["record"], r["outcome"]) for r in results] == [
         (0, "started"),
         (1, "failed"),
         (2, "started"),
@@ -227,7 +227,7 @@ def test_batch_with_a_curable_failure_asks_for_redelivery(
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
     results = response.get_json()["results"]
-    assert [r["status"] for r in results] == ["started", "failed"]
+    assert [r["outcome"] for r in results] == ["started", "failed"]
     assert results[1]["retry"] is True
     assert results[1]["error"] == "instance_busy"  # the pre-check saw it BACKING UP
     assert results[1]["instance_status"] == "BACKING UP"
@@ -240,7 +240,7 @@ def test_malformed_batch(client: FlaskClient, emu: Emulator, body: bytes) -> Non
     )
     if body == b"[1]":
         assert response.status_code == 200
-        assert response.get_json()["results"][0]["status"] == "failed"
+        assert response.get_json()["results"][0]["outcome"] == "failed"
     else:
         assert response.status_code == 400
     assert emu.requests() == []

@@ -53,7 +53,7 @@ def invoke(client: FlaskClient, document: Any) -> Any:
 
 
 def statuses(response: Any) -> list[str]:
-    return [r["status"] for r in response.get_json()["results"]]
+    return [r["outcome"] for r in response.get_json()["results"]]
 
 
 def test_kafka_batch_with_a_bad_message_in_the_middle(client: FlaskClient, emu: Emulator) -> None:
@@ -121,7 +121,7 @@ def test_timer_with_a_bad_user_event_is_acknowledged(client: FlaskClient, emu: E
     response = invoke(client, document)
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert result["status"] == "failed"
+    assert result["outcome"] == "failed"
     assert result["fields"] == [
         {"field": "user_event", "rule": "is not valid JSON: Expecting value at line 1 column 1"}
     ]

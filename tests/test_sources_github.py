@@ -89,7 +89,7 @@ def test_unmapped_environment_is_acknowledged_and_ignored(
     body = json.dumps(document).encode()
     response = client.post("/", data=body, headers=headers(body))
     assert response.status_code == 200
-    assert response.get_json()["status"] == "ignored"
+    assert response.get_json()["note"] == "ignored"
     assert "review/feature-x" in response.get_json()["message"]
     assert "INSTANCE_MAP" in response.get_json()["message"]
     assert emu.requests() == []
@@ -99,7 +99,8 @@ def test_ping_is_answered_without_a_backup(client: FlaskClient, emu: Emulator) -
     body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 292430182}).encode()
     response = client.post("/", data=body, headers=headers(body, event="ping"))
     assert response.status_code == 200
-    assert response.get_json()["status"] == "pong"
+    assert response.get_json()["note"] == "pong"
+    assert "status" not in response.get_json()  # status is only ever a backup's
     assert emu.requests() == []
 
 
@@ -108,7 +109,7 @@ def test_other_events_are_ignored(client: FlaskClient, emu: Emulator) -> None:
     response = client.post("/", data=body, headers=headers(body, event="push"))
     assert response.status_code == 200
     assert response.get_json() == {
-        "status": "ignored",
+        "note": "ignored",
         "message": "GitHub 'push' events start no backup: subscribe to deployment events",
     }
     assert emu.requests() == []

@@ -65,7 +65,7 @@ def test_deployments_that_are_not_starting_are_ignored(
     body, headers = hook(status=status)
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200
-    assert response.get_json()["status"] == "ignored"
+    assert response.get_json()["note"] == "ignored"
     assert repr(status) in response.get_json()["message"]
     assert emu.requests() == []
 
@@ -83,7 +83,7 @@ def test_pipeline_events_start_no_backup(client: FlaskClient, emu: Emulator) -> 
     body, headers = hook("gitlab-pipeline")
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200
-    assert response.get_json()["status"] == "ignored"
+    assert response.get_json()["note"] == "ignored"
     assert "enable Deployment events" in response.get_json()["message"]
     assert emu.requests() == []
 
@@ -97,7 +97,7 @@ def test_other_kinds_are_ignored(client: FlaskClient, emu: Emulator) -> None:
     }
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200
-    assert response.get_json()["status"] == "ignored"
+    assert response.get_json()["note"] == "ignored"
     assert emu.requests() == []
 
 

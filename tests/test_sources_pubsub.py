@@ -76,7 +76,7 @@ def test_message_backs_up(client: FlaskClient, emu: Emulator) -> None:
     response = client.post("/", data=push(event()), headers=HEADERS)
     assert response.status_code == 200, response.get_json()
     (result,) = response.get_json()["results"]
-    assert result["status"] == "started"
+    assert result["outcome"] == "started"
     assert result["trigger_id"] == "deploy-4711"
 
 
@@ -100,7 +100,7 @@ def test_malformed_envelope_is_acknowledged_as_failed(
     response = client.post("/", data=body, headers=HEADERS)
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["http_status"], result["retry"]) == ("failed", 400, False)
+    assert (result["outcome"], result["http_status"], result["retry"]) == ("failed", 400, False)
     assert field in {f["field"] for f in result["fields"]}
     assert emu.requests() == []
 
@@ -124,7 +124,7 @@ def test_bad_message_is_acknowledged_so_pubsub_stops(
     response = client.post("/", data=body, headers=HEADERS)
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["retry"]) == ("failed", False)
+    assert (result["outcome"], result["retry"]) == ("failed", False)
     assert field in {f["field"] for f in result["fields"]}
     assert emu.requests() == []
 
@@ -140,7 +140,7 @@ def test_busy_instance_asks_pubsub_to_redeliver(
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["retry"]) == ("failed", True)
+    assert (result["outcome"], result["retry"]) == ("failed", True)
 
 
 def test_broken_setup_asks_pubsub_to_redeliver(
@@ -172,7 +172,8 @@ def test_push_envelope_on_webhook_is_not_accepted_unverified(env: None, emu: Emu
 
 
 def test_publish_time_is_the_trigger_sent_at(env: None) -> None:
-    (trigger,) = pubsub.parse({}, push(event()), load_settings()).records
+    body = push(event(), publishTime="2026-11-27T10:00:00.124Z")  # as the sample dates it
+    (trigger,) = pubsub.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)
     assert trigger.sent_at == datetime(2026, 11, 27, 10, 0, 0, 124000, tzinfo=UTC)
 
@@ -202,7 +203,7 @@ def test_unwrapped_with_metadata_is_keyed_on_the_message_id_without_an_event_id(
     response = client.post("/", data=event(), headers=UNWRAPPED | METADATA)
     assert response.status_code == 200, response.get_json()
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["trigger_id"]) == ("started", "deploy-4711")
+    assert (result["outcome"], result["trigger_id"]) == ("started", "deploy-4711")
     (trigger,) = pubsub.parse(
         {k.lower(): v for k, v in (UNWRAPPED | METADATA).items()},
         event(id=None).encode(),
@@ -218,9 +219,9 @@ def test_unwrapped_without_metadata_is_keyed_on_the_event_id(
 ) -> None:
     response = client.post("/", data=event(), headers=UNWRAPPED)
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["results"][0]["status"] == "started"
+    assert response.get_json()["results"][0]["outcome"] == "started"
     again = client.post("/", data=event(), headers=UNWRAPPED)  # a redelivery: no second backup
-    assert again.get_json()["results"][0]["status"] == "exists"
+    assert again.get_json()["results"][0]["outcome"] == "exists"
     assert len([r for r in emu.requests() if r.path.endswith("/backups/create")]) == 1
     headers = {k.lower(): v for k, v in UNWRAPPED.items()}
     (trigger,) = pubsub.parse(headers, event().encode(), load_settings()).records
@@ -252,7 +253,7 @@ def test_unreadable_unwrapped_message_is_acknowledged(
     response = client.post("/", data=body, headers=headers)
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["retry"]) == ("failed", False)
+    assert (result["outcome"], result["retry"]) == ("failed", False)
     assert field in {f["field"] for f in result["fields"]}
     assert emu.requests() == []
 
@@ -261,7 +262,7 @@ def test_unwrapped_text_is_acknowledged(client: FlaskClient, emu: Emulator) -> N
     response = client.post("/", data=b"deploy now", headers=UNWRAPPED | METADATA)
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["error"]) == ("failed", "invalid_event")
+    assert (result["outcome"], result["error"]) == ("failed", "invalid_event")
     assert "not valid JSON" in result["message"]
     assert emu.requests() == []
 
@@ -274,7 +275,7 @@ def test_oversized_push_is_acknowledged_not_redelivered(
     response = make_client("event").post("/", data=push(event()), headers=UNWRAPPED)
     assert response.status_code == 200
     (result,) = response.get_json()["results"]
-    assert (result["status"], result["http_status"]) == ("failed", 413)
+    assert (result["outcome"], result["http_status"]) == ("failed", 413)
     assert result["error"] == "payload_too_large"
     assert emu.requests() == []
 

@@ -100,7 +100,7 @@ def test_subscription_is_confirmed(client: FlaskClient, emu: Emulator, smn: SmnE
     response = post(client, smn.message("SubscriptionConfirmation"))
     assert response.status_code == 200
     assert response.get_json() == {
-        "status": "subscription_confirmed",
+        "note": "subscription_confirmed",
         "message": f"subscribed to {TOPIC}",
     }
     assert smn.requests == [smn.cert_path, smn.confirm_url().removeprefix(smn.url)]
@@ -112,7 +112,7 @@ def test_unsubscribe_confirmation_is_only_noted(
 ) -> None:
     response = post(client, smn.message("UnsubscribeConfirmation"))
     assert response.status_code == 200
-    assert response.get_json()["status"] == "unsubscribed"
+    assert response.get_json()["note"] == "unsubscribed"
     assert smn.requests == [smn.cert_path]  # verified, nothing confirmed
     assert emu.requests() == []
 

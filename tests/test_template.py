@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config import Settings
 from helpers import ROOT
 from tools.check_template import TEMPLATE, check, check_file, function_target, load
 from tools.cloudrun import cloud_run_service
@@ -142,11 +143,12 @@ def test_broken_copy_fails(
 
 
 def test_reserved_variable_is_refused(documents: Documents) -> None:
+    index = len(container(documents[0])["env"])  # the appended entry's position
     problems = broken(
         documents,
         lambda docs: container(docs[0])["env"].append({"name": "PORT", "value": "8000"}),
     )
-    assert any("env.5.name" in problem for problem in problems), problems
+    assert any(f"env.{index}.name" in problem for problem in problems), problems
 
 
 def test_sink_must_be_the_event_service(documents: Documents) -> None:
@@ -268,3 +270,21 @@ def test_cloud_run_command_prints_one_yaml_document() -> None:
     )
     assert bad.returncode == 2
     assert "expected VARIABLE=SECRET[:VERSION]" in bad.stderr
+
+
+def test_request_timeout_leaves_room_for_waiting(documents: Documents) -> None:
+    """An event with "wait": true holds its request up to WAIT_TIMEOUT_SECONDS (then the
+    deadline and the callbacks): each Service's timeoutSeconds must leave room for that, and
+    stay within Knative's default max-revision-timeout-seconds (600)."""
+    defaults = Settings.model_fields
+    for document in documents:
+        if document.get("kind") != "Service":
+            continue
+        spec = document["spec"]["template"]["spec"]
+        env = {e["name"]: e.get("value") for e in container(document).get("env", [])}
+        wait = float(env.get("WAIT_TIMEOUT_SECONDS") or defaults["wait_timeout_seconds"].default)
+        deadline = float(env.get("DEADLINE_SECONDS") or defaults["deadline_seconds"].default)
+        callbacks = 2 * float(
+            env.get("CALLBACK_RETRY_SECONDS") or defaults["callback_retry_seconds"].default
+        )
+        assert wait + deadline + callbacks < spec["timeoutSeconds"] <= 600, document["metadata"]

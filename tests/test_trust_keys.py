@@ -254,8 +254,8 @@ def test_kafka_producer_retry_at_a_new_offset_gets_the_first_backup(
     first = post(queue, body, headers)
     again = post(queue, body, {**headers, "ce-id": "partition:0/offset:1843"})
     assert first.status_code == again.status_code == 200, again.text
-    assert first.json()["results"][0]["status"] == "started"
-    assert again.json()["results"][0]["status"] == "exists"
+    assert first.json()["results"][0]["outcome"] == "started"
+    assert again.json()["results"][0]["outcome"] == "exists"
     assert successful_creates(emu) == 1
 
 
@@ -268,7 +268,7 @@ def test_pubsub_republish_under_a_new_message_id_gets_the_first_backup(
     document["message"]["messageId"] = document["message"]["message_id"] = "99999999999"
     first = post(queue, body, headers)
     again = post(queue, json.dumps(document).encode(), headers)
-    assert [first.json()["results"][0]["status"], again.json()["results"][0]["status"]] == [
+    assert [first.json()["results"][0]["outcome"], again.json()["results"][0]["outcome"]] == [
         "started",
         "exists",
     ], again.text

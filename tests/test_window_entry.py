@@ -109,7 +109,7 @@ def test_an_old_cloudevent_on_event_is_acknowledged_as_failed(
 
     assert response.status_code == 200, response.text  # acknowledged: no redelivery
     (result,) = response.json()["results"]
-    assert result["status"] == "failed"
+    assert result["outcome"] == "failed"
     assert result["error"] == "invalid_event"
     assert "IDEMPOTENCY_WINDOW_DAYS" in result["message"]
     (callback,) = receiver.wait_for(1)
@@ -129,8 +129,8 @@ def test_a_send_time_ahead_of_the_clock(
     assert response.status_code == 200, response.text
     (result,) = response.json()["results"]
     if served:
-        assert result["status"] == "started"
+        assert result["outcome"] == "started"
     else:
-        assert result["status"] == "failed"
+        assert result["outcome"] == "failed"
         assert "CLOCK_SKEW_SECONDS" in result["message"]
         assert event_requests(emu) == []

@@ -328,7 +328,7 @@ _TIME_KEYS = frozenset(
         "status_changed_at",
         "time",
         "timestamp",
-        "publishTime",
+        "publishtime",
         "publish_time",
         "event_time",
         "ce-time",
@@ -474,14 +474,14 @@ def _describe(record: Any) -> tuple[str, bool]:
         return "a record that is no object", False
     where = f"record {record['record']}: " if "record" in record else ""
     backup = record.get("backup") if isinstance(record.get("backup"), dict) else None
-    if record.get("error") or record.get("status") == "failed":
+    if record.get("error") or record.get("outcome") == "failed":
         fields = record.get("fields") or []
         named = "; ".join(
             f"{f.get('field')}: {f.get('rule')}" for f in fields if isinstance(f, dict)
         )
         text = f"{where}failed: {record.get('error')}: {record.get('message', '')}"
         return text + (f" ({named})" if named else ""), False
-    if record.get("dry_run") or record.get("status") == "dry_run":
+    if record.get("dry_run") or record.get("outcome") == "dry_run":
         return f"{where}dry run: would make {record.get('backup_name')}", True
     if backup is not None:
         made = "made now" if record.get("created") or record.get("job_id") else "already there"
@@ -492,9 +492,9 @@ def _describe(record: Any) -> tuple[str, bool]:
             f"{where}backup {backup.get('name')} of {backup.get('instance_id')} {made}{job}{sent}"
         )
         return text, True
-    status = str(record.get("status", ""))
-    if status in _WELL:
-        return f"{where}{status}: {record.get('message', '')}".rstrip(": "), True
+    note = str(record.get("note", ""))  # answers that start no backup (ignored, pong, ...)
+    if note in _WELL:
+        return f"{where}{note}: {record.get('message', '')}".rstrip(": "), True
     return f"{where}{json.dumps(record)[:200]}", 200 <= int(record.get("http_status", 200)) < 300
 
 

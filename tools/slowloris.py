@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import secrets
-import select
+import selectors
 import socket
 import statistics
 import threading
@@ -146,7 +146,7 @@ def _watch(slow: list[tuple[socket.socket, Stall, float]], result: Result, bound
         open_ = [i for i, closed in enumerate(result.closed_after) if closed is None]
         if not open_:
             return
-        readable, _, _ = select.select([slow[i][0] for i in open_], [], [], 0.1)
+        readable = _readable([slow[i][0] for i in open_], 0.1)
         now = time.monotonic()
         for i in open_:
             sock, stall, opened = slow[i]
@@ -266,3 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _readable(socks: list[socket.socket], timeout: float) -> set[object]:
+    """The sockets with data (or EOF) within ``timeout``; epoll/poll, not select(): a test
+    process may already hold more than FD_SETSIZE (1024) descriptors."""
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ)
+        return {key.fileobj for key, _ in selector.select(timeout)}
