@@ -129,11 +129,11 @@ def test_cloudevents_batch_serves_the_good_event_next_to_a_huge_number(
     response = httpx.post(event_entry, content=body, headers=headers, timeout=15)
     assert response.status_code == 200, response.text  # acknowledged: a retry cannot help
     first, second = response.json()["results"]
-    assert (first["status"], first["http_status"], first["retry"]) == ("failed", 400, False)
+    assert (first["outcome"], first["http_status"], first["retry"]) == ("failed", 400, False)
     assert first["fields"] == [
         {"field": "0.data.n", "rule": "is a number with more than 4300 digits"}
     ]
-    assert second["status"] == "started"
+    assert second["created"] is True and second["job_id"]
     assert backups_on(emu, INSTANCE) == []
     assert len(backups_on(emu, OTHER)) == 1
 
@@ -147,7 +147,7 @@ def test_pubsub_message_with_a_huge_number_is_acknowledged(event_entry: str, emu
     response = httpx.post(event_entry, json=envelope, timeout=15)
     assert response.status_code == 200, response.text
     (result,) = response.json()["results"]
-    assert (result["status"], result["retry"]) == ("failed", False)
+    assert (result["outcome"], result["retry"]) == ("failed", False)
     assert result["fields"][0]["field"] == "message.data.n"
     assert event_requests(emu) == []
 
@@ -179,11 +179,11 @@ def test_kafka_trigger_serves_the_other_messages(
     )
     assert response.status_code == 200, response.text
     *bad, good_result = response.json()["results"]
-    assert [(r["status"], r["http_status"], r["retry"]) for r in bad] == [
+    assert [(r["outcome"], r["http_status"], r["retry"]) for r in bad] == [
         ("failed", 400, False)
     ] * 3
     assert bad[2]["fields"][0]["field"] == "records.0.messages.2.n"
-    assert good_result["status"] == "started"
+    assert good_result["created"] is True and good_result["job_id"]
     assert backups_on(emu, INSTANCE) == []
     assert len(backups_on(emu, OTHER)) == 1
 

@@ -143,7 +143,11 @@ def check(
         # a batch answers with every record's outcome; each failed one names its error
         results = document.get("results") if isinstance(document, dict) else None
         if isinstance(results, list) and results:
-            failed = [r for r in results if isinstance(r, dict) and r.get("status") == "failed"]
+            failed = [
+                r
+                for r in results
+                if isinstance(r, dict) and "failed" in (r.get("outcome"), r.get("status"))
+            ]
             if not failed or not all(isinstance(r.get("error"), str) for r in failed):
                 problems.append(f"batch answer {status} has no failed record naming its error")
         elif not isinstance(error, str):
