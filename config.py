@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from clients.ssrf import allowed_host
 from errors import ConfigurationError
 
 __all__ = [
@@ -392,6 +393,8 @@ class Settings(BaseModel):
     @field_validator("callback_allowed_hosts", "smn_allowed_hosts")
     @classmethod
     def _lower_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:  # host, host:port, [v6] or [v6]:port; a bare host: any port
+            allowed_host(entry)
         return [host.lower() for host in value]
 
     @field_validator(

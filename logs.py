@@ -3,7 +3,10 @@
 Every record is one JSON object on stderr: time, level, logger, message, the correlation and
 trace ids of the request being served, and the record's ``fields``. The formatter redacts
 every configured secret value from the finished line (defence in depth: the code never logs
-secrets on purpose).
+secrets on purpose), and so do the answers. So are credentials seen on the wire
+(``remember_credential``: the IAM token the function received) and whatever looks like one
+(a bearer token, an ``X-Auth-Token``/``X-Subject-Token`` value, an IAM PKI token, an AK/SK
+signature), even when an upstream message quotes it.
 
 ``EventLog`` writes the one line per event outcome that operators search for: what came in
 (source, trigger id, instance), what happened (outcome, status, backup id, job id) and how long
@@ -26,6 +29,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -39,7 +43,9 @@ __all__ = [
     "Redactor",
     "configure",
     "correlation_id",
+    "remember_credential",
     "request_ids",
+    "scrub",
     "trace_id",
 ]
 
@@ -107,20 +113,66 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-class Redactor:
-    """Makes every configured secret ``[redacted]`` in a text, as written and as JSON escapes it.
+REDACTED = "[redacted]"
 
-    The forms to look for are worked out once, not for every line or response.
+# What a credential looks like wherever it is quoted: the value after a bearer scheme or a
+# token header's name, an IAM PKI token (base64 of DER, "MII…"), the parts of an AK/SK
+# Authorization header. The name stays, so a reader still sees what was there.
+_LOOKS_SECRET = re.compile(
+    r"(?i)(\bbearer\s+|\bx-(?:auth|subject|security)-token\W{0,4}|"
+    r"\b(?:signature|access)\s*=\s*)[A-Za-z0-9._~+/=-]{6,}"
+    r"|\bMII[A-Za-z0-9+/=_-]{20,}"
+)
+
+_wire_lock = threading.Lock()
+_wire: tuple[str, ...] = ()  # credentials seen on the wire, every form, newest first
+_WIRE_KEPT = 16  # a token lives a day: this is weeks of them
+
+
+def _forms(secret: str) -> set[str]:
+    """The secret as written and as JSON escapes it; too short to be one: nothing."""
+    return {form for form in (secret, json.dumps(secret)[1:-1]) if len(form) >= 4}
+
+
+def remember_credential(value: str) -> None:
+    """A credential met at run time (the IAM token): every log line and answer redacts it."""
+    global _wire
+    forms = _forms(value)
+    if not forms:
+        return
+    with _wire_lock:
+        if forms.issubset(_wire):
+            return
+        _wire = (*sorted(forms, key=len, reverse=True), *_wire)[: 2 * _WIRE_KEPT]
+
+
+def scrub(text: str, also: Iterable[str] = ()) -> str:
+    """``text`` without credentials seen on the wire, ``also`` or anything that looks like one."""
+    for form in sorted(
+        {f for value in also if value for f in _forms(value)}, key=len, reverse=True
+    ):
+        text = text.replace(form, REDACTED)
+    for form in _wire:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return _LOOKS_SECRET.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+
+
+class Redactor:
+    """Makes every configured secret ``[redacted]`` in a text, as written and as JSON escapes it,
+    and every credential ``scrub`` knows of.
+
+    The forms of the configured secrets are worked out once, not for every line or response.
     """
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        forms = {form for s in secrets for form in (s, json.dumps(s)[1:-1]) if len(form) >= 4}
+        forms = {form for s in secrets for form in _forms(s)}
         self._forms = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for form in self._forms:
-            text = text.replace(form, "[redacted]")
-        return text
+            text = text.replace(form, REDACTED)
+        return scrub(text)
 
 
 class RedactingFormatter(logging.Formatter):

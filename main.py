@@ -29,8 +29,7 @@ from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings, load_settings
 from errors import PredeployError
-from events.base import check_batch
-from events.body import read_body
+from events.base import check_batch, read_body
 from events.senders import redelivers_every_failure
 from handlers import records, status
 from handlers.pre_deploy import Services
@@ -94,7 +93,8 @@ def _route(
             return responses.Answer(404, {"error": "not_found", "message": status.PATHS})
         settings = _get_settings()
         events.GENERIC.verify(headers, request.get_data(), settings)
-        return responses.Answer(200, lookup(_get_services().taurusdb, settings.public_url))
+        api = _get_services().taurusdb
+        return responses.Answer(200, lookup(api, settings.public_url, settings.allowed_instances))
     if request.method != "POST":
         allow = "POST" if entry.queue else "GET, POST"
         failure = {"error": "method_not_allowed", "message": "use POST"}
@@ -143,7 +143,7 @@ def _get_settings() -> Settings:
         with _lock:
             if _settings is None:
                 settings = load_settings()
-                secrets = settings.secret_values()
+                secrets = [*settings.secret_values(), settings.os_access_key or ""]
                 _redact = logs.Redactor(secrets)
                 logs.configure(settings.log_level, secrets)
                 retry.log_retries()

@@ -185,10 +185,9 @@ def _of_backup(outcome: BackupOutcome, event_log: logs.EventLog, public_url: str
         "trigger_id": outcome.trigger.trigger_id,
         "created": outcome.created,
     }
-    if outcome.callbacks:
+    if outcome.callbacks:  # whether, never how: the receiver's status and error are logged
         body["callbacks"] = {
-            kind: {"delivered": d.delivered, "status": d.status, "error": d.error}
-            for kind, d in outcome.callbacks.items()
+            kind: {"delivered": d.delivered} for kind, d in outcome.callbacks.items()
         }
     if outcome.retention is not None:
         body["retention"] = outcome.retention.as_json()

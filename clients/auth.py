@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import httpx
 
+import logs
 from clients import http
 from clients.http11 import default_transport
 from errors import AuthenticationError, UpstreamUnavailableError
@@ -260,6 +261,7 @@ class TokenAuth(httpx.Auth):
                 "without an X-Subject-Token header",
                 status_code=response.status_code,
             )
+        logs.remember_credential(value)  # redacted wherever it is quoted from now on
         # The lifetime comes from IAM's own two timestamps when it gives both, so a skewed
         # local clock does not shorten or stretch it.
         try:
@@ -275,8 +277,9 @@ class TokenAuth(httpx.Auth):
         )
 
     def _scrub(self, text: str) -> str:
-        # Belt and braces: never let an echoing IAM put the password into our message.
-        return text.replace(self._password, "***") if self._password else text
+        # Belt and braces: never let an echoing IAM put the password or a token into our message.
+        text = text.replace(self._password, "***") if self._password else text
+        return logs.scrub(text)
 
 
 def _parse_iam_time(text: Any) -> datetime:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from clients import http
-from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard
+from clients.ssrf import AddressRefusedError, Resolver, SsrfGuard, connections_end_by
 from clients.tls import shared_context
 
 __all__ = ["CallbackDelivery", "CallbackSender"]
@@ -56,6 +57,7 @@ class CallbackSender:
         """
         secrets = re.split(r"[\s,]+", secret.strip()) if isinstance(secret, str) else secret or []
         self._webhooks = [Webhook(value) for value in secrets if value]
+        self._timeout = timeout
         self._guard = SsrfGuard(allowed_hosts=allowed_hosts, resolver=resolver)
         self._http = http.client(
             timeout_seconds=timeout,
@@ -72,8 +74,19 @@ class CallbackSender:
         """Why ``url`` may not be called back, or ``None`` when it may (resolves the host)."""
         return self._guard.refusal(url)
 
-    def send(self, url: str, *, message_id: str, payload: Mapping[str, Any]) -> CallbackDelivery:
-        """POST the signed payload once; report the outcome instead of raising."""
+    def send(
+        self,
+        url: str,
+        *,
+        message_id: str,
+        payload: Mapping[str, Any],
+        timeout: float | None = None,
+    ) -> CallbackDelivery:
+        """POST the signed payload once; report the outcome instead of raising.
+
+        ``timeout`` (less than ``CALLBACK_TIMEOUT_SECONDS``: what is left of the event's
+        deadline) bounds the whole attempt, connection included.
+        """
         if not self._webhooks:
             return CallbackDelivery(delivered=False, error="CALLBACK_SECRET is not set")
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
@@ -84,9 +97,16 @@ class CallbackSender:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": " ".join(w.sign(message_id, now, body) for w in self._webhooks),
         }
+        seconds = self._timeout if timeout is None else max(0.001, min(timeout, self._timeout))
+        limits = http.timeout(seconds)
         try:
             # Streamed and closed unread: the receiver's body is neither needed nor trusted.
-            with self._http.stream("POST", url, content=body.encode(), headers=headers) as answer:
+            with (
+                connections_end_by(time.monotonic() + seconds),
+                self._http.stream(
+                    "POST", url, content=body.encode(), headers=headers, timeout=limits
+                ) as answer,
+            ):
                 status = answer.status_code
         except AddressRefusedError as exc:
             return CallbackDelivery(

@@ -9,7 +9,9 @@ VPC, localhost. The guard therefore
 - resolves the host name and refuses it if ANY of its addresses is loopback, private,
   link-local, shared (100.64.0.0/10), multicast, reserved, unspecified, IPv4-mapped,
   unique-local, site-local, a 6to4/Teredo tunnel address, or otherwise not globally routable;
-  allowed hosts skip this check (an operator's escape hatch for self-hosted receivers);
+  allowed hosts skip this check (an operator's escape hatch for self-hosted receivers). An
+  entry ``host:port`` (``[v6]:port``) allows that one port; a bare ``host`` allows every port
+  and path of that host, so name the port wherever the receiver has one;
 - connects only to an address it has just checked: resolution, check and ``connect()`` happen
   together inside the transport (``GuardedTransport``), so a DNS answer that changes between
   the check and the connection (DNS rebinding) cannot redirect the request. The TLS handshake
@@ -25,12 +27,14 @@ client that did would have every hop checked again at connect time.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ipaddress
 import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import httpcore
@@ -45,6 +49,8 @@ __all__ = [
     "Resolver",
     "SsrfGuard",
     "address_refusal",
+    "allowed_host",
+    "connections_end_by",
     "system_resolver",
 ]
 
@@ -113,15 +119,55 @@ def address_refusal(address: IPAddress) -> str | None:
     return None
 
 
+_ends_by: contextvars.ContextVar[float | None] = contextvars.ContextVar("ends_by", default=None)
+
+
+@contextlib.contextmanager
+def connections_end_by(monotonic: float) -> Iterator[None]:
+    """Connections opened in this block (this thread) end by ``monotonic`` at the latest,
+    whatever ``connection_seconds`` allows: a caller's deadline reaches into the transport."""
+    token = _ends_by.set(monotonic)
+    try:
+        yield
+    finally:
+        _ends_by.reset(token)
+
+
 def _normal(host: str) -> str:
     return host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
+
+
+def allowed_host(entry: str) -> tuple[str, int | None]:
+    """An allow-list entry as ``(host, port)``; ``port`` is ``None`` for a bare host (any port).
+
+    ``host``, ``host:port``, ``[v6]``, ``[v6]:port`` or a bare IPv6 address; raises
+    ``ValueError`` for a port that is not a number from 1 to 65535.
+    """
+    text = entry.strip()
+    port: str | None = None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{entry!r} is not host, host:port or [IPv6]:port")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host = text
+    if port is None:
+        return _normal(host), None
+    if not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{entry!r} names a port that is not a number from 1 to 65535")
+    return _normal(host), int(port)
 
 
 class SsrfGuard:
     """The policy for one kind of sender-chosen URL, and guarded HTTP clients that obey it.
 
-    ``allowed_hosts`` may be reached over plain ``http`` and at any address;
-    ``allow_variable`` names the setting that lists them, for error messages.
+    ``allowed_hosts`` (``host`` or ``host:port``, see ``allowed_host``) may be reached over
+    plain ``http`` and at any address; ``allow_variable`` names the setting that lists them,
+    for error messages.
     """
 
     def __init__(
@@ -131,12 +177,24 @@ class SsrfGuard:
         resolver: Resolver | None = None,
         allow_variable: str = "CALLBACK_ALLOWED_HOSTS",
     ) -> None:
-        self._allowed = frozenset(_normal(host) for host in allowed_hosts if host.strip())
+        self._allowed: dict[str, frozenset[int] | None] = {}
+        for entry in allowed_hosts:
+            if entry.strip():
+                host, port = allowed_host(entry)
+                ports = self._allowed.get(host, frozenset())
+                if port is None or ports is None:
+                    self._allowed[host] = None  # a bare host: every port
+                else:
+                    self._allowed[host] = ports | {port}
         self._resolve = resolver or system_resolver
         self._allow_variable = allow_variable
 
-    def is_allowed_host(self, host: str) -> bool:
-        return _normal(host) in self._allowed
+    def is_allowed_host(self, host: str, port: int) -> bool:
+        normal = _normal(host)
+        if normal not in self._allowed:
+            return False
+        ports = self._allowed[normal]
+        return ports is None or port in ports
 
     def refusal(self, url: str) -> str | None:
         """Why ``url`` may not be called, or ``None`` when it may (this resolves the host)."""
@@ -168,7 +226,10 @@ class SsrfGuard:
         return None
 
     def _allowed_url_host(self, url: httpx.URL) -> bool:
-        return self.is_allowed_host(url.host) or self.is_allowed_host(url.raw_host.decode())
+        port = url.port or (80 if url.scheme == "http" else 443)
+        return self.is_allowed_host(url.host, port) or self.is_allowed_host(
+            url.raw_host.decode(), port
+        )
 
     def checked_addresses(self, host: str, port: int) -> list[IPAddress]:
         """Resolve ``host``; every address must pass the policy unless the host is allowed.
@@ -179,7 +240,7 @@ class SsrfGuard:
         addresses = _literal(host) or list(self._resolve(host, port))
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, "the name did not resolve")
-        if self.is_allowed_host(host):
+        if self.is_allowed_host(host, port):
             return addresses
         for address in addresses:
             reason = address_refusal(address)
@@ -274,6 +335,9 @@ class _GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         deadline = None if self._seconds is None else time.monotonic() + self._seconds
+        ends_by = _ends_by.get()
+        if ends_by is not None:
+            deadline = ends_by if deadline is None else min(deadline, ends_by)
         try:
             addresses = self._guard.checked_addresses(host, port)
         except OSError as exc:

@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+import logs
 from clients import http
 from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
 from clients.http11 import default_transport
@@ -71,6 +72,9 @@ def _error_fields(data: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+_CREDENTIAL_HEADERS = ("x-auth-token", "x-security-token", "authorization")
+
+
 def api_error(response: httpx.Response) -> ApiError:
     """An ``ApiError`` for a non-2xx answer, with as much of the API's reason as it gave."""
     status = response.status_code
@@ -83,10 +87,12 @@ def api_error(response: httpx.Response) -> ApiError:
     if request_id is None and isinstance(data, dict) and isinstance(data.get("request_id"), str):
         request_id = data["request_id"]
     reason = response.reason_phrase or f"HTTP {status}"
+    # An echoing gateway may quote the credentials the request carried: never pass them on.
+    sent = [response.request.headers.get(name, "") for name in _CREDENTIAL_HEADERS]
     return ApiError(
         status_code=status,
-        error_code=code or f"HTTP.{status}",
-        error_msg=http.capped(msg or reason),
+        error_code=logs.scrub(code, sent) if code else f"HTTP.{status}",
+        error_msg=http.capped(logs.scrub(msg or reason, sent)),
         request_id=request_id,
         retry_after=_retry_after(response.headers.get("Retry-After")),
     )

@@ -5,12 +5,15 @@ A fault names a route (``create_backup``, ``list_backups``, ``delete_backup``, `
 ``times`` requests on it (after letting ``skip`` of them through untouched): a delay, an
 injected error answer (status, code, message, ``Retry-After``), or a dropped connection,
 either before the request is handled (nothing happened) or after (it happened, but the answer
-is lost: the nastiest case for a client).
+is lost: the nastiest case for a client). An injected ``error_msg`` may quote a header of the
+request it answers, ``{header:x-auth-token}``, as gateways that echo a credential do.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +35,9 @@ ROUTES = frozenset(
 )
 
 
+_HEADER = re.compile(r"\{header:([A-Za-z0-9-]+)\}")
+
+
 class DropConnection(Exception):
     """Close the connection without answering."""
 
@@ -48,13 +54,17 @@ class Fault:
     times: int | None = 1  # None: until cleared
     skip: int = 0  # matching requests that pass untouched before the fault applies
 
-    def answer(self, request_id: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def answer(
+        self, request_id: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """The injected answer; ``headers`` (lower-cased names) fill ``{header:NAME}``."""
         status = self.status or 500
         code = self.error_code or f"EMULATOR.FAULT.{status}"
-        body: dict[str, Any] = {
-            "error_code": code,
-            "error_msg": self.error_msg or "Injected fault.",
-        }
+        sent = headers or {}
+        message = _HEADER.sub(
+            lambda m: sent.get(m.group(1).lower(), ""), self.error_msg or "Injected fault."
+        )
+        body: dict[str, Any] = {"error_code": code, "error_msg": message}
         if code.startswith(("APIGW.", "APIG.")):
             body["request_id"] = request_id
         headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}

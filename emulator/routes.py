@@ -53,7 +53,7 @@ class App:
                 if fault.drop == "before":
                     raise DropConnection
             if fault is not None and fault.status is not None:
-                status, body, headers = fault.answer(request_id)
+                status, body, headers = fault.answer(request_id, request.headers)
                 response = Response(status, body, headers)
             else:
                 if route.authenticated:

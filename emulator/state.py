@@ -287,6 +287,11 @@ class State:
             self._tokens[token.value] = token
             return token
 
+    def token_values(self) -> list[str]:
+        """Every token issued since the last reset (tests look for them where none may be)."""
+        with self._lock:
+            return list(self._tokens)
+
     def find_token(self, value: str) -> tuple[Token | None, bool]:
         """(token or None if unknown/revoked, expired?)."""
         with self._lock:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -24,6 +26,7 @@ from errors import (
     ConfigurationError,
     FieldError,
     InvalidEventError,
+    PayloadTooLargeError,
     PredeployError,
     UnsupportedMediaError,
 )
@@ -38,9 +41,11 @@ __all__ = [
     "Headers",
     "Note",
     "Record",
+    "Unreadable",
     "attempt",
     "check_batch",
     "check_count",
+    "check_readable",
     "decode_base64",
     "fan_out",
     "field_errors",
@@ -50,6 +55,7 @@ __all__ = [
     "json_value",
     "mapped_instance",
     "media_type",
+    "read_body",
     "require_json",
     "single",
     "target_instances",
@@ -193,31 +199,90 @@ def require_json(headers: Headers) -> None:
         raise UnsupportedMediaError(f"Content-Type must be application/json (got {shown})")
 
 
+class Unreadable:
+    """A value the JSON text holds but no model may accept; ``rule`` says why.
+
+    The parser keeps it in place of the value (a number with more digits than Python converts,
+    ``NaN``/``Infinity``, a float that overflows, text with a lone surrogate), so that the
+    records of a batch next to it are still read; each record is then checked on its own
+    (``check_readable``), a whole document at once by ``json_document``.
+    """
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.rule!r})"
+
+
+_MAX_DIGITS = sys.get_int_max_str_digits() or 4300
+_TOO_MANY_DIGITS = f"is a number with more than {_MAX_DIGITS} digits"
+_NOT_UNICODE = "is not valid Unicode text (it holds a lone surrogate)"
+
+
+def _parse_int(text: str) -> int | Unreadable:
+    if len(text) - text.startswith("-") > _MAX_DIGITS:
+        return Unreadable(_TOO_MANY_DIGITS)
+    return int(text)
+
+
+def _parse_float(text: str) -> float | Unreadable:
+    value = float(text)
+    return value if math.isfinite(value) else Unreadable("is a number too large to represent")
+
+
+def _parse_constant(name: str) -> Unreadable:
+    return Unreadable(f"is {name}, which is not a JSON number")
+
+
+def _loads(body: bytes | str) -> Any:
+    """``json.loads`` that never fails on a number: such values become ``Unreadable``."""
+    return json.loads(
+        body, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+    )
+
+
 def json_value(body: bytes | str) -> Any:
     """Decode JSON text, or ``None`` when it is not JSON (for ``matches``, which never raises)."""
     try:
-        return json.loads(body)
+        return _loads(body)
     except (ValueError, RecursionError):
         return None
 
 
 def json_object(
-    body: bytes | str, what: str = "body", max_depth: int = DEFAULT_MAX_JSON_DEPTH
+    body: bytes | str,
+    what: str = "body",
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    *,
+    lenient: bool = False,
 ) -> dict[str, Any]:
     """Decode text that must be one JSON object; ``what`` names it in the error."""
-    value = json_document(body, what, max_depth)
+    value = json_document(body, what, max_depth, lenient=lenient)
     if not isinstance(value, dict):
         raise _not_json(what, f"must be a JSON object (got {_json_type(value)})")
     return value
 
 
 def json_document(
-    body: bytes | str, what: str = "body", max_depth: int = DEFAULT_MAX_JSON_DEPTH
+    body: bytes | str,
+    what: str = "body",
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    *,
+    lenient: bool = False,
 ) -> Any:
-    """Decode text that must be JSON nested at most ``max_depth`` levels deep."""
+    """Decode text that must be JSON nested at most ``max_depth`` levels deep.
+
+    Every value must be one a model can take: a number Python cannot convert, ``NaN``,
+    ``Infinity`` or text with a lone surrogate refuses the document, naming where it is.
+    ``lenient`` (for batches, whose records stand alone) leaves such values in place as
+    ``Unreadable`` instead; the records are checked one by one with ``check_readable``.
+    """
     too_deep = f"is nested more than MAX_JSON_DEPTH ({max_depth}) levels deep"
     try:
-        value = json.loads(body)
+        value = _loads(body)
     except UnicodeDecodeError:
         raise _not_json(what, "is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -226,29 +291,77 @@ def json_document(
         ) from None
     except RecursionError:
         raise _not_json(what, too_deep) from None
-    if json_depth(value) > max_depth:
+    except ValueError:  # anything else the decoder refuses
+        raise _not_json(what, "is not valid JSON") from None
+    value, depth, problem = _screen(value)
+    if depth > max_depth:
         raise _not_json(what, too_deep)
+    if problem is not None and not lenient:
+        raise _unreadable(what, *problem)
     return value
 
 
-def json_depth(value: Any) -> int:
-    """How deeply objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1).
+def check_readable(value: Any, what: str) -> None:
+    """Refuse ``value`` (one record of a leniently read batch) if it holds an ``Unreadable``."""
+    _, _, problem = _screen(value)
+    if problem is not None:
+        raise _unreadable(what, *problem)
+
+
+def _unreadable(what: str, path: tuple[str, ...], rule: str) -> InvalidEventError:
+    parts = path if what == "body" and path else (what, *path)  # the body's fields go bare
+    field = ".".join(parts)
+    return InvalidEventError(f"{field} {rule}", [FieldError(field=field, rule=rule)])
+
+
+def _screen(value: Any) -> tuple[Any, int, tuple[tuple[str, ...], str] | None]:
+    """``value`` with text that is not Unicode made ``Unreadable``, its depth, and the first
+    ``Unreadable`` (its path and rule).
 
     Iterative, so that a hostile document cannot exhaust the stack.
     """
+    root = [value]
     deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    problem: tuple[tuple[str, ...], str] | None = None
+    stack: list[tuple[Any, Any, int, tuple[str, ...]]] = [(root, 0, 1, ())]
     while stack:
-        item, depth = stack.pop()
+        holder, key, depth, path = stack.pop()
+        item = holder[key]
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                item = holder[key] = Unreadable(_NOT_UNICODE)
+            else:
+                continue
+        if isinstance(item, Unreadable):
+            if problem is None:
+                problem = (path, item.rule)
+            continue
         if isinstance(item, dict):
-            children: Any = item.values()
+            if not all(_is_unicode(name) for name in item):
+                holder[key] = Unreadable("has a field name that " + _NOT_UNICODE[3:])
+                problem = problem or (path, holder[key].rule)
+                continue
+            children: Any = item.keys()
         elif isinstance(item, list):
-            children = item
+            children = range(len(item))
         else:
             continue
         deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+        stack.extend((item, child, depth + 1, (*path, str(child))) for child in children)
+    return root[0], deepest, problem
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1)."""
+    return _screen(value)[1]
 
 
 def check_count(field: str, count: int, limit: int, setting: str) -> None:
@@ -406,3 +519,23 @@ def fan_out(
         )
         for instance in instance_ids
     ]
+
+
+def read_body(stream: IO[bytes], declared: int | None, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes (``MAX_BODY_BYTES``), before anything parses it.
+
+    ``declared`` is the request's ``Content-Length`` (``None`` when chunked): a body declared
+    too large is refused before a byte is read; one that only turns out too large stops at
+    ``limit + 1`` bytes.
+    """
+    if declared is not None and declared > limit:
+        raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
+    try:
+        body = stream.read(limit + 1)
+    except Exception:  # the server's own errors: malformed chunks, an aborted upload
+        raise InvalidEventError(
+            "the body could not be read (malformed chunked encoding or an interrupted upload)"
+        ) from None
+    if len(body) > limit:
+        raise PayloadTooLargeError(f"the body is larger than MAX_BODY_BYTES ({limit} bytes)")
+    return body

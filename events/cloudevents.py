@@ -47,6 +47,7 @@ from events.base import (
     Note,
     Record,
     attempt,
+    check_readable,
     json_document,
     json_object,
     media_type,
@@ -146,19 +147,24 @@ def _single(event: CloudEvent, settings: Settings) -> Delivery:
 
 
 def _batch(body: bytes, settings: Settings) -> Delivery:
-    items = json_document(body)
+    items = json_document(body, lenient=True)  # an unreadable value refuses its event only
     if not isinstance(items, list):
         raise InvalidEventError(f"a {BATCH} body must be a JSON array of CloudEvents")
     if not items:
         return Delivery(records=(), batch=True)  # valid (HTTP binding 3.3.2): nothing to do
-    records = tuple(record for item in items for record in _batch_record(item, settings))
+    records = tuple(
+        record
+        for index, item in enumerate(items)
+        for record in _batch_record(index, item, settings)
+    )
     return Delivery(records=records, batch=True)
 
 
-def _batch_record(item: Any, settings: Settings) -> tuple[Record, ...]:
+def _batch_record(index: int, item: Any, settings: Settings) -> tuple[Record, ...]:
     def read() -> list[Trigger] | Note:
         if not isinstance(item, dict):
             raise InvalidEventError("each event of a batch must be a JSON object")
+        check_readable(item, str(index))
         event = _read({"content-type": STRUCTURED}, json.dumps(item).encode())
         attributes = validate(Attributes, event.get_attributes(), "CloudEvent")
         return _accept(event, attributes, settings)

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config import Settings
 from errors import InvalidEventError, UnauthorizedError
 from events import generic
-from events.base import Delivery, Headers, Record, attempt, json_object, validate
+from events.base import Delivery, Headers, Record, attempt, check_readable, json_object, validate
 from events.senders import FUNCTIONGRAPH, functiongraph_kind
 from models import Trigger
 
@@ -110,7 +110,7 @@ def verify(headers: Headers, body: bytes, settings: Settings) -> None:
 
 
 def parse(headers: Headers, body: bytes, settings: Settings) -> Delivery:
-    document = json_object(body)
+    document = json_object(body, lenient=True)  # an unreadable value refuses its record only
     kind = functiongraph_kind(document)
     if kind == "smn":
         return _smn(document, settings)
@@ -125,6 +125,7 @@ def _smn(document: dict[str, Any], settings: Settings) -> Delivery:
     event = validate(SmnTriggerEvent, document, "FunctionGraph SMN trigger event")
 
     def record(index: int, raw: Any) -> list[Trigger]:
+        check_readable(raw, f"record.{index}")
         item = validate(SmnTriggerRecord, raw, "SMN record", prefix=f"record.{index}.")
         return generic.wrapped_trigger(
             item.smn.message,
@@ -150,6 +151,7 @@ def _kafka(document: dict[str, Any], settings: Settings) -> Delivery:
 
     def record(_: int, where: tuple[str, str, Any]) -> list[Trigger]:
         field, topic, raw = where
+        check_readable(raw, field)
         text = raw if isinstance(raw, str) else _object_message(raw, field)
         digest = hashlib.sha256(text.encode()).hexdigest()
         return generic.wrapped_trigger(

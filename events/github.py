@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from datetime import datetime
 from typing import Any
@@ -34,6 +33,7 @@ from events.base import (
     Headers,
     Note,
     json_object,
+    json_value,
     mapped_instance,
     require_json,
     single,
@@ -78,10 +78,7 @@ class Deployment(BaseModel):
         if value in (None, ""):
             return {}
         if isinstance(value, str):
-            try:
-                decoded = json.loads(value)
-            except ValueError:
-                return {}
+            decoded = json_value(value)  # never raises: not JSON (or too deep) is no payload
             return decoded if isinstance(decoded, dict) else {}
         return value
 

@@ -25,6 +25,8 @@ _log = logging.getLogger("predeploy.callback")
 # Worth another try: the receiver could not be reached, timed out, throttles or failed.
 # 410 Gone means "stop sending"; any other answer will not change by asking again.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_SHORTEST_ATTEMPT = 0.05
+_NO_TIME = "no time was left for the callback within DEADLINE_SECONDS"
 
 
 class CallbackFailedError(Exception):
@@ -58,8 +60,13 @@ def notify(
     job_id: str | None,
     budget_seconds: float,
     extra: dict[str, Any] | None = None,
+    limit: Deadline | None = None,
 ) -> CallbackDelivery:
-    """Send one callback, retrying within ``budget_seconds`` (at least one attempt)."""
+    """Send one callback, retrying within ``budget_seconds`` (at least one attempt).
+
+    ``limit`` (the event's deadline, or this callback's share of it) bounds every attempt
+    too: a receiver that hangs costs that much, no more, and no attempt starts without time.
+    """
     payload: dict[str, Any] = {
         "type": event_type,
         "timestamp": datetime.now(tz=UTC).isoformat(timespec="seconds"),
@@ -71,14 +78,18 @@ def notify(
         **(extra or {}),
     }
     webhook_id = message_id(trigger, event_type)
-    deadline = Deadline(budget_seconds)
+    deadline = Deadline(budget_seconds if limit is None else min(budget_seconds, limit.remaining()))
     delivery = CallbackDelivery(delivered=False, error="not attempted")
     attempts = 0
     try:
         for attempt in retrying(deadline, on=_retryable, wait_initial=0.25, wait_max=2.0):
             with attempt:
+                left = None if limit is None else limit.remaining()
+                if left is not None and left < _SHORTEST_ATTEMPT:
+                    delivery = CallbackDelivery(delivered=False, error=_NO_TIME)
+                    break
                 attempts += 1
-                delivery = callbacks.send(url, message_id=webhook_id, payload=payload)
+                delivery = callbacks.send(url, message_id=webhook_id, payload=payload, timeout=left)
                 if not delivery.delivered:
                     raise CallbackFailedError(delivery)
     except CallbackFailedError as exc:

@@ -125,30 +125,35 @@ TriggerOutcome = BackupOutcome | DryRunOutcome | PredeployError
 """One trigger's result: what was done, or why not (its failure takes its place)."""
 
 
-def handle(triggers: Sequence[Trigger], services: Services) -> list[TriggerOutcome]:
+def handle(
+    triggers: Sequence[Trigger], services: Services, deadline: Deadline | None = None
+) -> list[TriggerOutcome]:
     """Every trigger of one delivery, one result each, in order.
 
     First every trigger is checked (``check``: nothing upstream yet), then the ones that
-    passed are started one after another within one deadline, then, where asked for, waited
-    for within one ``WAIT_TIMEOUT_SECONDS``.
+    passed are started one after another within one deadline (``DEADLINE_SECONDS`` from
+    now unless given), then, where asked for, waited for within one
+    ``WAIT_TIMEOUT_SECONDS``.
     """
     settings = services.settings
+    deadline = deadline or Deadline(settings.deadline_seconds)
     checked: list[CreateBackupRequest | PredeployError] = []
     for trigger in triggers:
         try:
             checked.append(check(trigger, services))
         except PredeployError as exc:
             checked.append(exc)
-    deadline = Deadline(settings.deadline_seconds)
     started: list[TriggerOutcome] = []
+    to_start = sum(1 for request in checked if not isinstance(request, PredeployError))
     for trigger, request in zip(triggers, checked, strict=True):
         if isinstance(request, PredeployError):
             started.append(request)
             continue
         try:
-            started.append(_start(trigger, request, services, deadline))
+            started.append(_start(trigger, request, services, deadline, to_start))
         except PredeployError as exc:
             started.append(exc)
+        to_start -= 1
     waiting = Deadline(settings.wait_timeout_seconds)
     done: list[TriggerOutcome] = []
     for result in started:
@@ -173,9 +178,17 @@ def check(trigger: Trigger, services: Services) -> CreateBackupRequest:
 
 
 def _start(
-    trigger: Trigger, request: CreateBackupRequest, services: Services, deadline: Deadline
+    trigger: Trigger,
+    request: CreateBackupRequest,
+    services: Services,
+    deadline: Deadline,
+    shares: int = 1,
 ) -> BackupOutcome | DryRunOutcome:
-    """Find or create the trigger's backup and say so at the callback URL (or a dry run)."""
+    """Find or create the trigger's backup and say so at the callback URL (or a dry run).
+
+    ``shares``: how many triggers (this one included) still have to be started within
+    ``deadline``; the callback may take this trigger's share of the time left.
+    """
     settings = services.settings
     callback_url = trigger.callback_url
     with within(deadline):
@@ -201,7 +214,8 @@ def _start(
         )
     callbacks: dict[str, CallbackDelivery] = {}
     if callback_url is not None:
-        budget = min(settings.callback_retry_seconds, deadline.remaining())
+        # Its share of what is left: the triggers after it still need time for theirs.
+        share = Deadline(deadline.remaining() / shares)
         callbacks["backup.started"] = notify(
             services.callbacks,
             callback_url,
@@ -209,7 +223,8 @@ def _start(
             trigger=trigger,
             backup=backup,
             job_id=job_id,
-            budget_seconds=budget,
+            budget_seconds=settings.callback_retry_seconds,
+            limit=share,
         )
     return BackupOutcome(trigger, backup, job_id, created, callbacks=callbacks)
 
@@ -278,12 +293,13 @@ def _dry_run(
 
 
 def report_failure(
-    trigger: Trigger, error: PredeployError, services: Services
+    trigger: Trigger, error: PredeployError, services: Services, limit: Deadline | None = None
 ) -> CallbackDelivery | None:
     """A trigger that will never succeed: tell its callback (``backup.failed``) and log it.
 
     Queue deliveries acknowledge such a trigger instead of having it redelivered forever; this
-    is how the pipeline still learns how it ended.
+    is how the pipeline still learns how it ended. ``limit`` bounds the callback (the event's
+    deadline).
     """
     _log.error(
         "trigger failed for good: %s",
@@ -317,6 +333,7 @@ def report_failure(
         job_id=None,
         budget_seconds=services.settings.callback_retry_seconds,
         extra=details,
+        limit=limit,
     )
 
 

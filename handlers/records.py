@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from clients.retry import Deadline
 from errors import PredeployError
 from events.base import Handshake, Note
 from handlers import pre_deploy, subscriptions
@@ -21,10 +22,10 @@ __all__ = ["HANDLERS", "RecordOutcome", "curable_by_retry", "handle_delivery"]
 RecordOutcome = BackupOutcome | DryRunOutcome | Note | PredeployError
 """One record's outcome: a trigger's (``TriggerOutcome``), or the note the record was."""
 
-Handler = Callable[[Sequence[Trigger], Services], list[TriggerOutcome]]
+Handler = Callable[[Sequence[Trigger], Services, Deadline], list[TriggerOutcome]]
 
 #: The handler of each ``Trigger.kind``: it takes a delivery's triggers of its kind, in order,
-#: and returns one outcome each.
+#: and the delivery's deadline, and returns one outcome each.
 HANDLERS: dict[str, Handler] = {"pre-deploy": pre_deploy.handle}
 
 
@@ -38,31 +39,43 @@ def handle_delivery(
     callback here, since its delivery will be acknowledged.
     """
     triggers = [record for record in records if isinstance(record, Trigger)]
-    results = iter(_handle_triggers(triggers, services))
+    deadline = Deadline(services.settings.deadline_seconds)
+    results = _handle_triggers(triggers, services, deadline)
+    told = [
+        queue
+        and not trigger.dry_run  # a dry run calls nothing back
+        and isinstance(result, PredeployError)
+        and not curable_by_retry(result)
+        for trigger, result in zip(triggers, results, strict=True)
+    ]
+    for index, (trigger, result) in enumerate(zip(triggers, results, strict=True)):
+        if told[index] and isinstance(result, PredeployError):
+            # each failed callback may take its share of what is left of the deadline
+            share = Deadline(deadline.remaining() / sum(told[index:]))
+            pre_deploy.report_failure(trigger, result, services, limit=share)
+    found = iter(results)
     outcomes: list[RecordOutcome] = []
     for record in records:
         if isinstance(record, Handshake):
             outcomes.append(
                 subscriptions.confirm(record, services.smn.confirm if services.smn else None)
             )
-            continue
-        if not isinstance(record, Trigger):
+        elif isinstance(record, Trigger):
+            outcomes.append(next(found))
+        else:
             outcomes.append(record)
-            continue
-        result = next(results)
-        told = queue and not record.dry_run  # a dry run calls nothing back
-        if told and isinstance(result, PredeployError) and not curable_by_retry(result):
-            pre_deploy.report_failure(record, result, services)
-        outcomes.append(result)
     return outcomes
 
 
-def _handle_triggers(triggers: Sequence[Trigger], services: Services) -> list[TriggerOutcome]:
-    """Each kind's triggers to its handler (``HANDLERS``); the outcomes in the triggers' order."""
+def _handle_triggers(
+    triggers: Sequence[Trigger], services: Services, deadline: Deadline
+) -> list[TriggerOutcome]:
+    """Each kind's triggers to its handler (``HANDLERS``), all within ``deadline``; the
+    outcomes in the triggers' order."""
     outcomes: dict[int, TriggerOutcome] = {}
     for kind in dict.fromkeys(trigger.kind for trigger in triggers):
         indexes = [index for index, trigger in enumerate(triggers) if trigger.kind == kind]
-        handled = HANDLERS[kind]([triggers[index] for index in indexes], services)
+        handled = HANDLERS[kind]([triggers[index] for index in indexes], services, deadline)
         outcomes.update(zip(indexes, handled, strict=True))
     return [outcomes[index] for index in range(len(triggers))]
 

@@ -1,12 +1,14 @@
 """Status for pollers (Spinnaker webhook stages, Argo): one vocabulary for backups and jobs.
 
 ``RUNNING`` until the backup or job ends, then ``SUCCEEDED`` or ``FAILED``; the API's own
-object comes along for whoever wants the details.
+object comes along for whoever wants the details. With ``ALLOWED_INSTANCES`` set, a backup or
+job of another instance is not found, as if it did not exist (the caller learns nothing about
+instances it may not target; a job that names no instance is not shown either).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -32,16 +34,20 @@ _JOB: dict[JobStatus, PollStatus] = {
 }
 
 
-def backup_status(api: TaurusDBClient, backup_id: str) -> dict[str, Any]:
+def backup_status(
+    api: TaurusDBClient, backup_id: str, allowed: Collection[str] = ()
+) -> dict[str, Any]:
+    """``allowed``: ``ALLOWED_INSTANCES`` (empty: any instance)."""
     page = api.list_backups(backup_id=backup_id)
-    match = [b for b in page.backups if b.id == backup_id]
+    match = [b for b in page.backups if b.id == backup_id and _visible(b.instance_id, allowed)]
     if not match:
         raise NotFoundError(f"no backup {backup_id}")
     backup = match[0]
     return {"status": _BACKUP[backup.status], "backup": backup.model_dump(mode="json")}
 
 
-def job_status(api: TaurusDBClient, job_id: str) -> dict[str, Any]:
+def job_status(api: TaurusDBClient, job_id: str, allowed: Collection[str] = ()) -> dict[str, Any]:
+    """``allowed``: ``ALLOWED_INSTANCES`` (empty: any instance)."""
     try:
         job = api.get_job(job_id)
     except ApiError as exc:
@@ -50,11 +56,18 @@ def job_status(api: TaurusDBClient, job_id: str) -> dict[str, Any]:
                 f"no job {job_id} (a job may take a few seconds to become visible)"
             ) from None
         raise
+    if not _visible(job.instance.id if job.instance is not None else None, allowed):
+        raise NotFoundError(f"no job {job_id}")
     return {"status": _JOB[job.status], "job": job.model_dump(mode="json")}
 
 
-Lookup = Callable[[TaurusDBClient, str | None], dict[str, Any]]
-"""A status look-up bound to its id: the API client and ``PUBLIC_URL`` in, the body out."""
+def _visible(instance_id: str | None, allowed: Collection[str]) -> bool:
+    return not allowed or instance_id in allowed
+
+
+Lookup = Callable[[TaurusDBClient, str | None, Collection[str]], dict[str, Any]]
+"""A status look-up bound to its id: the API client, ``PUBLIC_URL`` and ``ALLOWED_INSTANCES``
+in, the body out."""
 
 PATHS = "GET /healthz, /readyz, /backups/{id} or /jobs/{id}"
 
@@ -70,8 +83,10 @@ def route(path: str) -> Lookup | None:
     kind, ident = parts
     lookup = _LOOKUPS[kind]
 
-    def bound(api: TaurusDBClient, public_url: str | None) -> dict[str, Any]:
-        body = lookup(api, ident)
+    def bound(
+        api: TaurusDBClient, public_url: str | None, allowed: Collection[str]
+    ) -> dict[str, Any]:
+        body = lookup(api, ident, allowed)
         body["status_url"] = f"{public_url or ''}{kind}/{quote(ident, safe='')}"
         return body
 

@@ -9,6 +9,7 @@ cover what exists when they run: every source in ``events.SOURCES``, every sampl
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from emulator import Emulator
 from errors import FieldError, PredeployError, UnauthorizedError
 from events.base import Note, field_errors
 from events.generic import GenericEventModel
-from helpers import ROOT, SAMPLES, WEBHOOK_SECRET, function_env, sign
+from helpers import INSTANCE, ROOT, SAMPLES, WEBHOOK_SECRET, function_env, sign
 from models import Trigger
 from tools.fuzz import Case, Fuzzer, check, entry_points
 
@@ -73,6 +74,51 @@ headers = st.dictionaries(
 )
 lower_headers = headers.map(lambda found: {name.lower(): value for name, value in found.items()})
 SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
+
+# Values the JSON parser or the models can choke on, as JSON text: numbers past Python's
+# int-conversion limit (4,300 digits), NaN/Infinity, floats that overflow, lone surrogates
+# (as a value and as a name), nesting past MAX_JSON_DEPTH.
+hostile_tokens = st.one_of(
+    st.integers(4301, 6000).map(lambda n: "9" * n),
+    st.integers(4301, 6000).map(lambda n: "-1" + "0" * n),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1" * 5000 + ".5"]),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF).map(json.dumps),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF).map(
+        lambda c: "{" + json.dumps(c) + ": 1}"
+    ),
+    st.integers(33, 200).map(lambda n: "[" * n + "]" * n),
+)
+_PLACE = "\u0000hostile\u0000"
+hostile_places = st.recursive(
+    st.just(_PLACE),
+    lambda children: (
+        st.lists(children, min_size=1, max_size=3)
+        | st.dictionaries(st.text(max_size=8), children, min_size=1, max_size=3)
+    ),
+    max_leaves=4,
+)
+
+
+def spliced(document: Any, place: Any, key: str, token: str) -> bytes:
+    """``document`` with ``place`` (holding the hostile token) under ``key``, as raw bytes."""
+    holder = dict(document) if isinstance(document, dict) else {"value": document}
+    holder[key] = place
+    text = json.dumps(holder).replace(json.dumps(_PLACE), token)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def hostile_bodies(seeds: list[Any]) -> st.SearchStrategy[bytes]:
+    """A sample (or any JSON) with a hostile value somewhere in it, or the value alone."""
+    return st.one_of(
+        hostile_tokens.map(str.encode),
+        st.builds(
+            spliced,
+            st.sampled_from(seeds) | json_values,
+            hostile_places,
+            st.sampled_from(["id", "instance_id", "data", "message", "extra", "records"]),
+            hostile_tokens,
+        ),
+    )
 
 
 def local_callbacks(text: str) -> str:
@@ -130,6 +176,7 @@ def test_every_source_parses_or_refuses_cleanly(
             st.binary(max_size=512),
             json_values.map(lambda v: json.dumps(v).encode()),
             st.sampled_from(seeds).flatmap(mutations).map(lambda v: json.dumps(v).encode()),
+            hostile_bodies(seeds),
         ),
     )
     def clean(found: dict[str, str], body: bytes) -> None:
@@ -258,6 +305,27 @@ def test_signed_random_json_never_fails_and_refusals_stay_local(
     request_and_check(apps, _emulator_process, case)
 
 
+@PROPERTY
+@given(hostile_bodies([json.loads(path.read_bytes()) for path in SAMPLE_FILES]), st.integers(0, 2))
+def test_signed_hostile_json_is_refused_never_a_5xx(
+    apps: dict[str, FlaskClient], _emulator_process: Emulator, body: bytes, wrap: int
+) -> None:
+    """Signed (so it reaches the parser on ``webhook``), alone, as Pub/Sub data, or as one
+    event of a CloudEvents batch next to a good one (``event``)."""
+    headers = {"Content-Type": "application/json"}
+    if wrap == 1:
+        data = base64.b64encode(body).decode()
+        envelope = {"message": {"data": data, "messageId": "m-1"}, "subscription": "s"}
+        body = json.dumps(envelope).encode()
+    elif wrap == 2:
+        ce = b'{"specversion":"1.0","id":"e-%d","source":"t","type":"com.example.pre-deploy",'
+        good = b'{"event":"pre-deploy","id":"hostile-good","instance_id":"%s"}' % INSTANCE.encode()
+        body = b"[" + ce % 1 + b'"data":' + body + b"}," + ce % 2 + b'"data":' + good + b"}]"
+        headers["Content-Type"] = "application/cloudevents-batch+json"
+    case = Case("hostile", "POST", "/", {**headers, **sign(body)}, body, authentic=True)
+    request_and_check(apps, _emulator_process, case)
+
+
 # --------------------------------------------------------------------------------------
 # The oracle and the tool
 
@@ -279,6 +347,7 @@ ERROR = json.dumps({"error": "invalid_event", "message": "x"})
         ((case(authentic=True), 400, ERROR, 2, 0), "upstream call"),
         ((case(), 202, "{}", 0, 1), "outbound call"),
         ((case(), 202, '{"id": "s3cret-value"}', 0, 0), "configured secret"),
+        ((case(), 400, json.dumps({"results": [{"status": "failed"}]}), 0, 0), "naming its"),
     ],
 )
 def test_oracle_finds_each_problem(
@@ -293,6 +362,8 @@ def test_oracle_passes_good_answers() -> None:
     assert check(case(authentic=True), 202, "{}", 1, 1, ["s3cret-value"]) == []
     assert check(case(authentic=True), 404, upstream_error, 1, 0, ["s3cret-value"]) == []
     assert check(case(), 401, json.dumps({"error": "unauthorized"}), 0, 0, ["s"]) == []
+    batch = {"results": [{"status": "started"}, {"status": "failed", "error": "invalid_event"}]}
+    assert check(case(authentic=True), 400, json.dumps(batch), 1, 0, ["s3cret-value"]) == []
 
 
 def test_fuzz_tool_short_run_is_clean() -> None:

@@ -66,9 +66,7 @@ def test_signed_event_creates_backup_and_calls_back(
     assert answer["backup"]["status"] == "BUILDING"
     assert answer["backup"]["instance_id"] == INSTANCE
     assert answer["created"] is True
-    assert answer["callbacks"] == {
-        "backup.started": {"delivered": True, "status": 200, "error": None}
-    }
+    assert answer["callbacks"] == {"backup.started": {"delivered": True}}
     (sent,) = creates(emu)
     assert sent["instance_id"] == INSTANCE
     assert sent["name"] == "backup-1"
@@ -388,8 +386,7 @@ def test_failed_callback_keeps_the_job_id(
     assert response.status_code == 202
     assert js(response)["job_id"]
     callback = js(response)["callbacks"]["backup.started"]
-    assert callback["delivered"] is False
-    assert callback["status"] == 500
+    assert callback == {"delivered": False}  # the receiver's 500 is in the log, not here
 
 
 def test_responses_never_echo_secrets(client: FlaskClient, env: dict[str, str]) -> None:

@@ -4,7 +4,9 @@
 
 Each case is one request: random bytes, mutated samples (``events/samples/*.json`` and built-in
 shapes of every sender), headers that mimic every sender (GitHub, GitLab, CloudEvents, Pub/Sub,
-SMN, FunctionGraph, Standard Webhooks), oversized and deeply nested bodies, bad encodings; some
+SMN, FunctionGraph, Standard Webhooks), oversized and deeply nested bodies, bad encodings, values
+the parser or the models can choke on (huge integers, NaN/Infinity, overflowing floats, lone
+surrogates, alone or as one record of a batch); some
 are correctly signed (so the fuzzer also reaches the event rules and the handler), some signed
 and then tampered with. After each case the oracle checks:
 
@@ -138,7 +140,17 @@ def check(
             error = document.get("error") if isinstance(document, dict) else None
         except ValueError:
             document = None
-        if not isinstance(error, str):
+        # a batch answers with every record's outcome; each failed one names its error
+        results = document.get("results") if isinstance(document, dict) else None
+        if isinstance(results, list) and results:
+            failed = [
+                r
+                for r in results
+                if isinstance(r, dict) and "failed" in (r.get("outcome"), r.get("status"))
+            ]
+            if not failed or not all(isinstance(r.get("error"), str) for r in failed):
+                problems.append(f"batch answer {status} has no failed record naming its error")
+        elif not isinstance(error, str):
             problems.append(f"error answer {status} is not a JSON object with an 'error'")
     if status >= 400:
         for marker in case.markers:
@@ -305,6 +317,7 @@ class Generator:
             (self.signed_then_tampered, 3),
             (self.bearer, 2),
             (self.extremes, 1),
+            (self.hostile_json, 4),
         ]
         make = self.rng.choices([k for k, _ in kinds], weights=[w for _, w in kinds])[0]
         return make()
@@ -510,6 +523,81 @@ class Generator:
         if signed:
             self.sign(body, headers)
         return Case("extremes", "POST", "/", headers, body, signed, markers)
+
+    def hostile_json(self) -> Case:
+        """A seed with a value the parser or the models can choke on, anywhere in it: a number
+        over Python's int-conversion limit, NaN/Infinity, an overflowing float, a lone
+        surrogate (in a value or a name), and around it a BOM or a duplicate key; sent as it
+        is, or as one record of a delivery (Pub/Sub data, a CloudEvents batch, a Kafka trigger
+        message) next to good ones."""
+        headers, markers = self.headers(0)
+        document = json.loads(json.dumps(self.rng.choice(self.seeds)))
+        text = self.splice(document)
+        if self.rng.random() < 0.1:
+            text = "\ufeff" + text
+        if self.rng.random() < 0.1 and text.startswith("{"):
+            text = '{"event":"pre-deploy",' + text[1:]  # a duplicate (or an extra) key
+        wrap = self.rng.randint(0, 4)
+        good = json.dumps({"event": "pre-deploy", "id": self.marker(), "instance_id": INSTANCE})
+        if wrap == 1:
+            data = base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
+            text = json.dumps(
+                {"message": {"data": data, "messageId": self.marker()}, "subscription": "s"}
+            )
+            headers["Content-Type"] = "application/json"
+        elif wrap == 2:
+            ce = '{"specversion":"1.0","id":"%s","source":"fuzz","type":"com.example.pre-deploy",'
+            text = f'[{ce % self.marker()}"data":{text}}},{ce % self.marker()}"data":{good}}}]'
+            headers["Content-Type"] = "application/cloudevents-batch+json"
+        elif wrap == 3:
+            text = (
+                '{"trigger_type":"KAFKA","instance_id":"i","records":[{"topic_id":"t",'
+                f'"messages":[{json.dumps(good)},{text},{json.dumps(text)}]}}]}}'
+            )
+            headers["Content-Type"] = "application/json"
+        body = text.encode("utf-8", "surrogatepass")
+        signed = self.rng.random() < 0.6
+        if signed:
+            self.sign(body, headers)
+        return Case("hostile-json", "POST", "/", headers, body, signed, markers)
+
+    def splice(self, document: Any) -> str:
+        """``document`` as JSON text with one hostile value (or name) put in at random."""
+        holder: Any = document
+        while isinstance(holder, dict | list) and holder and self.rng.random() < 0.6:
+            inner = self.rng.choice(list(holder.values()) if isinstance(holder, dict) else holder)
+            if not isinstance(inner, dict | list):
+                break
+            holder = inner
+        placeholder = "\u0000hostile\u0000"
+        if isinstance(holder, dict):
+            holder["hostile" if self.rng.random() < 0.5 else self.rng.choice([*holder, "x"])] = (
+                placeholder
+            )
+        elif isinstance(holder, list):
+            holder.insert(self.rng.randint(0, len(holder)), placeholder)
+        else:
+            document = placeholder
+        text = json.dumps(document)
+        return text.replace(json.dumps(placeholder), self.rng.choice(_HOSTILE_VALUES), 1)
+
+
+_HOSTILE_VALUES = [
+    "9" * 4301,
+    "-" + "1" * 10_000,
+    "1" * 4300,  # just within the limit
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999",
+    "-1e400",
+    "1" * 5000 + ".5",
+    '"\\ud800"',
+    '"deploy-\\udfff-1"',
+    '{"\\ud83d": 1}',
+    '"\\ud83d\\ude00"',  # a valid pair: fine
+    "[" * 30 + "]" * 30,
+]
 
 
 # --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import httpx
 
@@ -41,8 +41,13 @@ def function_server(
     target: str = "webhook",
     start_timeout: float = 30.0,
     launcher: Launcher = "image",
+    log: IO[str] | None = None,
 ) -> Iterator[str]:
-    """The URL (``http://127.0.0.1:PORT/``) of a server running ``main.py``'s ``target``."""
+    """The URL (``http://127.0.0.1:PORT/``) of a server running ``main.py``'s ``target``.
+
+    ``log``: a file that gets the server's log lines (stderr); otherwise they are kept only to
+    report a failed start.
+    """
     port = free_port()
     process = subprocess.Popen(  # noqa: S603  # nosec B603 # our own interpreter and module
         [
@@ -57,7 +62,7 @@ def function_server(
         cwd=ROOT,
         env=dict(env),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log if log is not None else subprocess.PIPE,
         text=True,
     )
     url = f"http://127.0.0.1:{port}/"
