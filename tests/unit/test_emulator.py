@@ -21,7 +21,7 @@ import pytest
 
 from emulator import Emulator, EmulatorConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "619d3e78f61b4be68bc5aa0b59edcf7b"
 OTHER_PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCE = "07033b125fd94a8a96896f8bcfee6ddain07"
