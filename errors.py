@@ -22,7 +22,7 @@ retries it), ``redelivery_helps`` (a later delivery of the same event can succee
 is answered non-2xx for it, ``handlers/records.py``), ``busy`` (the instance is busy with
 something else) and ``wait_seconds`` (the answer's ``Retry-After``). The two retry questions
 differ: a missing setting is not retried now, but an operator fixes it and a redelivery then
-goes through. docs/responses.md's table is checked against these by tests/test_errors.py.
+goes through. docs/responses.md's table is checked against these by tests/unit/test_errors.py.
 
 Messages never carry secrets, tokens, signatures or request headers: they are shown to callers.
 """

@@ -1,4 +1,11 @@
-"""Shared fixtures: one emulator per test session, reset before every test that uses it."""
+"""Shared fixtures: one emulator per test session, reset before every test that uses it.
+
+The tests are laid out by kind: ``unit/`` (one module at a time, against the emulator's real
+sockets where it calls out), ``functional/`` (the function through
+``functions_framework.create_app(...).test_client()``), ``e2e/`` (real server processes:
+the image's server, the local stack, the pipeline client). ``helpers.py`` holds what several
+of them share (the environment, the app's client, signing, the emulator's records).
+"""
 
 from __future__ import annotations
 

@@ -158,3 +158,8 @@ def use_env(monkeypatch: MonkeyPatch, api_url: str, **overrides: str) -> dict[st
 def deliver(client: FlaskClient, body: bytes) -> TestResponse:
     """POST ``body`` signed the way a sender signs it (Standard Webhooks)."""
     return client.post("/", data=body, headers=sign(body))
+
+
+def creates(emu: Emulator) -> list[dict[str, Any]]:
+    """The bodies of the create requests the emulator received, in order."""
+    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]

@@ -267,7 +267,8 @@ class Gate:
     def _blank(self) -> list[Result]:
         return [Result(instance_id=i, trigger_id=self.trigger_id) for i in self.instances]
 
-    def run(self) -> tuple[int, list[Result]]:
+    def _event(self) -> dict[str, Any]:
+        """The pre-deploy event the arguments describe."""
         event: dict[str, Any] = {"event": "pre-deploy", "id": self.trigger_id}
         if len(self.instances) == 1:
             event["instance_id"] = self.instances[0]
@@ -279,7 +280,10 @@ class Gate:
                 event[key] = value
         if self.args.dry_run:
             event["dry_run"] = True
-        body = json.dumps(event).encode()
+        return event
+
+    def run(self) -> tuple[int, list[Result]]:
+        body = json.dumps(self._event()).encode()
         self.console.say(
             f"trigger {self.trigger_id} ({self.origin}); instance(s) "
             f"{', '.join(self.instances)}; {self.credentials.kind}"

@@ -16,16 +16,24 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from functions_framework import create_app
 
 from config import load_settings
 from emulator import Emulator, EmulatorConfig
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET, INSTANCE, ROOT, WEBHOOK_TOKEN, event, function_env, sign
+from helpers import (
+    CALLBACK_SECRET,
+    INSTANCE,
+    ROOT,
+    WEBHOOK_TOKEN,
+    event,
+    function_env,
+    make_client,
+    sign,
+)
 
 GITHUB_SECRET = "github-webhook-secret-9c1e7f0a"
 GITLAB_TOKEN = "gitlab-webhook-token-5d2b8e4f"
@@ -42,11 +50,6 @@ def all_secrets_env(api_url: str) -> dict[str, str]:
         "GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN,
         "OS_SECURITY_TOKEN": SECURITY_TOKEN,  # configured, even if unused in password mode
     }
-
-
-def make_client() -> FlaskClient:
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
 
 
 def configured_secrets() -> list[str]:

@@ -4,7 +4,7 @@ Run against the function under a real functions-framework server. On ``webhook``
 ``400`` naming where the bad value is, and nothing reaches the API; on ``event`` the record
 that holds it is an acknowledged failure and the other records of the delivery are served.
 The batch shapes are the senders' own: CloudEvents batched mode (CloudEvents HTTP binding,
-section 3.3, as in tests/test_sources_cloudevents.py), the Pub/Sub push envelope
+section 3.3, as in tests/functional/test_sources_cloudevents.py), the Pub/Sub push envelope
 (events/samples, Google's push docs) and FunctionGraph's DMS for Kafka trigger event
 (otc-functiongraph-python-runtime ``fg-events/kafka``).
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
+import selectors
 import subprocess
 import sys
 import time
@@ -21,7 +21,7 @@ import pytest
 
 from emulator import Emulator, EmulatorConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "619d3e78f61b4be68bc5aa0b59edcf7b"
 OTHER_PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCE = "07033b125fd94a8a96896f8bcfee6ddain07"
@@ -745,7 +745,10 @@ def test_cli_runs_and_stops() -> None:
     )
     try:
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 10.0)
+        # selectors (epoll), not select(): a long session may hold more than 1024 descriptors
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(proc.stdout, selectors.EVENT_READ)
+            ready = waiting.select(10.0)
         assert ready, "no 'listening on' line within 10 s"
         line = proc.stdout.readline().decode()
         match = re.fullmatch(r"emulator listening on (http://127\.0\.0\.1:\d+)\n", line)

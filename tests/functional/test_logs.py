@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-from functions_framework import create_app
 
 import logs
 from emulator import Emulator
 from helpers import (
     CALLBACK_SECRET,
     INSTANCE,
-    ROOT,
     WEBHOOK_SECRET,
     event,
     function_env,
+    make_client,
     sign,
 )
 
@@ -43,11 +41,6 @@ OUTCOME_FIELDS = {
 }
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
-
-
-def make_client() -> FlaskClient:
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
 
 
 @pytest.fixture

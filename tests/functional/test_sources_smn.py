@@ -65,10 +65,6 @@ def event(**fields: Any) -> str:
     )
 
 
-def creates(emu: Emulator) -> list[dict[str, Any]]:
-    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
-
-
 def ago(**delta: float) -> str:
     return (datetime.now(tz=UTC) - timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
 

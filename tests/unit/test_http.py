@@ -10,7 +10,7 @@ import httpx
 from clients import http
 from clients.tls import shared_context
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PRODUCT = ("clients", "events", "handlers")
 
 

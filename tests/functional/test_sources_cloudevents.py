@@ -15,7 +15,7 @@ from config import load_settings
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
 from events import cloudevents
-from helpers import CALLBACK_SECRET, INSTANCE, WEBHOOK_TOKEN, sign
+from helpers import CALLBACK_SECRET, INSTANCE, WEBHOOK_TOKEN, creates, sign
 from models import Trigger
 from senders import STAGING, make_client, sample, use_sources_env
 
@@ -73,10 +73,6 @@ def post_structured(client: FlaskClient, event: Any) -> Any:
     return client.post(
         "/", data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}
     )
-
-
-def creates(emu: Emulator) -> list[dict[str, Any]]:
-    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
 
 
 def test_binary_mode_backs_up(client: FlaskClient, emu: Emulator) -> None:

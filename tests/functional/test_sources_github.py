@@ -12,7 +12,7 @@ from config import load_settings
 from emulator import Emulator
 from errors import UnauthorizedError
 from events import github
-from helpers import INSTANCE
+from helpers import INSTANCE, creates
 from models import Trigger
 from senders import (
     GITHUB_SECRET,
@@ -51,10 +51,6 @@ def headers(body: bytes, event: str = "deployment", **extra: str) -> dict[str, s
         "X-Hub-Signature-256": github_signature(body),
         **extra,
     }
-
-
-def creates(emu: Emulator) -> list[dict[str, Any]]:
-    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
 
 
 def test_instance_from_the_deployment_payload(client: FlaskClient, emu: Emulator) -> None:

@@ -5,24 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
 from flask.testing import FlaskClient
-from functions_framework import create_app
 
 from clients.auth import AkSkAuth
 from emulator import Emulator, EmulatorConfig
 from emulator.auth import canonical_request, signature, string_to_sign
 from emulator.wire import Request
-from helpers import INSTANCE, PROJECT_ID, ROOT, event, function_env, sign
+from helpers import INSTANCE, PROJECT_ID, event, function_env, make_client, sign
 
 CONFIG = EmulatorConfig()
 AK, SK = CONFIG.access_key, CONFIG.secret_key
 SIGNATURE_FAIL = "verify aksk signature fail"
 
-# Huawei's signing guide (the same vector as tests/test_auth.py, here for the server's side).
+# Huawei's signing guide (the same vector as tests/unit/test_auth.py, here for the server's side).
 VECTOR_SK = "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"
 VECTOR_STRING_TO_SIGN = (
     "SDK-HMAC-SHA256\n20191115T033655Z\n"
@@ -242,11 +241,6 @@ def aksk_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OS_USERNAME")
     monkeypatch.setenv("OS_ACCESS_KEY", AK)
     monkeypatch.setenv("OS_SECRET_KEY", SK)
-
-
-def make_client() -> FlaskClient:
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
 
 
 def post_event(client: FlaskClient, body: bytes) -> Any:

@@ -39,7 +39,7 @@ def test_real_server_refuses_forged_event(server: str, emu: Emulator) -> None:
     headers = {**sign(body), "webhook-signature": sign(b"{}")["webhook-signature"]}
     response = httpx.post(server, content=body, headers=headers, timeout=15)
     assert response.status_code == 401
-    # Only the server's prefetch at start (IAM token, API connection: tests/test_prefetch.py)
+    # Only the server's prefetch at start (IAM token, API connection: tests/e2e/test_prefetch.py)
     # reached the emulator; the forged event made no API call.
     assert event_requests(emu) == []
 

@@ -10,13 +10,12 @@ from typing import Any, cast
 
 import pytest
 from flask.testing import FlaskClient
-from functions_framework import create_app
 
 from config import Settings
 from emulator import Emulator
 from errors import InvalidEventError
 from events.base import check_batch, check_count, json_depth, json_object
-from helpers import INSTANCE, ROOT, event, function_env, sign
+from helpers import INSTANCE, event, function_env, make_client, sign
 from models import Trigger
 
 
@@ -25,11 +24,6 @@ def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Monke
     for name, value in function_env(emu.url).items():
         monkeypatch.setenv(name, value)
     yield monkeypatch
-
-
-def make_client() -> FlaskClient:
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
 
 
 def answer(response: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from helpers import event_requests, successful_creates
 from senders import GITLAB_TOKEN, STAGING, sources_env
 from tools.serve import function_server
 
-PAYLOADS = Path(__file__).parent / "payloads" / "gitlab"
+PAYLOADS = Path(__file__).parent.parent / "payloads" / "gitlab"
 
 
 @pytest.fixture(scope="module")

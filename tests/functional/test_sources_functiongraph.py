@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from config import load_settings
 from emulator import Emulator
 from events import functiongraph
-from helpers import INSTANCE, sign
+from helpers import INSTANCE, creates, sign
 from models import Trigger
 from senders import (
     GITHUB_SECRET,
@@ -42,10 +42,6 @@ def client(env: None) -> FlaskClient:
 def event(**fields: Any) -> str:
     document = {"event": "pre-deploy", "id": "deploy-4711", "instance_id": INSTANCE, **fields}
     return json.dumps(document)
-
-
-def creates(emu: Emulator) -> list[dict[str, Any]]:
-    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
 
 
 def invoke(client: FlaskClient, document: Any) -> Any:

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from config import load_settings
 from emulator import Emulator
 from events import gitlab
-from helpers import INSTANCE, sign
+from helpers import INSTANCE, creates, sign
 from models import Trigger
 from senders import (
     GITLAB_SIGNING_TOKEN,
@@ -42,10 +42,6 @@ def hook(name: str = "gitlab-deployment", **fields: Any) -> tuple[bytes, dict[st
     document = json.loads(raw)
     document.update(fields)
     return json.dumps(document).encode(), {**headers, "X-Gitlab-Token": GITLAB_TOKEN}
-
-
-def creates(emu: Emulator) -> list[dict[str, Any]]:
-    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
 
 
 def test_running_deployment_backs_up_the_mapped_instance(

@@ -26,7 +26,7 @@ from errors import (
     UpstreamUnavailableError,
 )
 
-DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs" / "responses.md"
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "responses.md"
 
 # (error, status, error name, retry within the deadline helps, a redelivery helps, Retry-After)
 ANSWERS: list[tuple[PredeployError, int, str, bool, bool, str | None]] = [

@@ -151,7 +151,8 @@ def test_body_limit_is_max_body_bytes_to_the_byte(emu: Emulator) -> None:
 
 
 # Pub/Sub push without a wrapper: Google's user agent, the attributes as headers (the shape of
-# tests/test_sources_pubsub.py, from Google's "Push subscriptions: payload unwrapping" page).
+# tests/functional/test_sources_pubsub.py, from Google's "Push subscriptions: payload
+# unwrapping" page).
 PUBSUB_UNWRAPPED = {
     "Content-Type": "application/json",
     "User-Agent": "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)",

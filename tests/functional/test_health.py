@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
-from flask.testing import FlaskClient
-from functions_framework import create_app
 
 from config import Settings
 from emulator import Emulator
 from health import INBOUND_SECRETS, missing_settings
-from helpers import ROOT, WEBHOOK_SECRET, function_env
+from helpers import WEBHOOK_SECRET, function_env, make_client
 
 IAM_PASSWORD = [
     "OS_USERNAME",
@@ -34,11 +30,6 @@ def bare_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in config_variables():
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
-
-
-def make_client() -> FlaskClient:
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
 
 
 def test_healthz_answers_without_any_configuration(bare_env: pytest.MonkeyPatch) -> None:
