@@ -5,17 +5,24 @@ sockets where it calls out), ``functional/`` (the function through
 ``functions_framework.create_app(...).test_client()``), ``e2e/`` (real server processes:
 the image's server, the local stack, the pipeline client). ``helpers.py`` holds what several
 of them share (the environment, the app's client, signing, the emulator's records).
+
+The function's environment and its client are fixtures here, built by factories in
+``helpers.py``: ``env`` (``helpers.function_env`` for the emulator), ``client`` (the webhook
+entry point's app, made after ``env``) and ``set_env`` (the same environment with overrides, in a
+test). A module that needs other settings for all its tests says so in one line,
+``env = env_fixture(RETENTION_KEEP="2")`` or ``client = client_fixture("event")``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
 from emulator import Emulator, EmulatorConfig
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET
+from helpers import CALLBACK_SECRET, SetEnv, client_fixture, env_fixture, use_env
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +43,14 @@ def receiver() -> Iterator[CallbackReceiver]:
     """A callback receiver on 127.0.0.1 that verifies with ``CALLBACK_SECRET``."""
     with CallbackReceiver(CALLBACK_SECRET) as receiver:
         yield receiver
+
+
+@pytest.fixture
+def set_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> SetEnv:
+    """``set_env(NAME="value", OTHER=None)``: the function's environment for this test with those
+    overrides (``None`` unsets); returns what it set. Each call starts again from the base."""
+    return partial(use_env, monkeypatch, emu.url)
+
+
+env = env_fixture()
+client = client_fixture()

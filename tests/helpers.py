@@ -6,9 +6,11 @@ import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
+import pytest
+from _pytest.fixtures import FixtureFunctionDefinition
 from _pytest.monkeypatch import MonkeyPatch
 from flask.testing import FlaskClient
 from functions_framework import create_app
@@ -104,10 +106,6 @@ def event_requests(emu: Emulator) -> list[RequestRecord]:
     return [r for r in emu.requests() if (r.method, r.path) not in START_UP]
 
 
-def successful_creates(emu: Emulator) -> int:
-    return sum(1 for r in emu.requests() if r.path.endswith("/backups/create") and r.status == 201)
-
-
 def make_client(target: str = "webhook") -> FlaskClient:
     """A fresh app for ``target``: main.py is loaded anew and reads the environment as set now."""
     app = create_app(target=target, source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
@@ -147,12 +145,53 @@ class FakeDNS:
         return [ipaddress.ip_address(a) for a in answer[min(seen, len(answer) - 1)]]
 
 
-def use_env(monkeypatch: MonkeyPatch, api_url: str, **overrides: str) -> dict[str, str]:
-    """Set ``function_env(api_url)`` plus ``overrides`` for this test; returns what was set."""
-    values = {**function_env(api_url), **overrides}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
+def use_env(monkeypatch: MonkeyPatch, api_url: str, **overrides: str | None) -> dict[str, str]:
+    """Set ``function_env(api_url)`` with ``overrides`` for this test; returns what was set.
+
+    An override of ``None`` unsets the name (whether ``function_env`` has it or the shell does).
+    """
+    values: dict[str, str] = {}
+    for name, value in {**function_env(api_url), **overrides}.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+            values[name] = value
     return values
+
+
+class SetEnv(Protocol):
+    """The ``set_env`` fixture (conftest.py): ``use_env`` bound to this test and the emulator."""
+
+    def __call__(self, **overrides: str | None) -> dict[str, str]: ...
+
+
+def env_fixture(**overrides: str | None) -> FixtureFunctionDefinition:
+    """An ``env`` fixture for a module whose tests all need ``overrides``.
+
+    ``env = env_fixture(RETENTION_KEEP="2")`` at module level; conftest.py's ``env`` is
+    ``env_fixture()``, the function's environment as a user of the emulator sets it.
+    """
+
+    @pytest.fixture(name="env")
+    def env(set_env: SetEnv) -> dict[str, str]:
+        return set_env(**overrides)
+
+    return env
+
+
+def client_fixture(target: str = "webhook") -> FixtureFunctionDefinition:
+    """A ``client`` fixture: ``make_client(target)`` once the module's ``env`` is set.
+
+    conftest.py's ``client`` is ``client_fixture()``; a module served by the event entry point
+    says ``client = client_fixture("event")``.
+    """
+
+    @pytest.fixture(name="client")
+    def client(env: dict[str, str]) -> FlaskClient:
+        return make_client(target)
+
+    return client
 
 
 def deliver(client: FlaskClient, body: bytes) -> TestResponse:
@@ -160,6 +199,15 @@ def deliver(client: FlaskClient, body: bytes) -> TestResponse:
     return client.post("/", data=body, headers=sign(body))
 
 
+def create_requests(emu: Emulator) -> list[RequestRecord]:
+    return [r for r in emu.requests() if r.path.endswith("/backups/create")]
+
+
 def creates(emu: Emulator) -> list[dict[str, Any]]:
-    """The bodies of the create requests the emulator received, in order."""
-    return [r.body for r in emu.requests() if r.path.endswith("/backups/create")]
+    """The bodies of the create requests the emulator received, in order (``len()`` counts)."""
+    return [r.body for r in create_requests(emu)]
+
+
+def successful_creates(emu: Emulator) -> int:
+    """How many of those creates the API accepted (201): a refused or failed one is not a backup."""
+    return sum(1 for r in create_requests(emu) if r.status == 201)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from helpers import INSTANCE, SAMPLES, function_env
+from helpers import INSTANCE, SAMPLES, function_env, use_env
 from helpers import make_client as make_client
 from tools.invoke import fresh as fresh
 
@@ -38,10 +38,16 @@ TOPIC = "urn:smn:eu-de:0a1b2c3d4e5f60718293a4b5c6d7e8f9:predeploy-backup"
 SAMPLE_CALLBACK = "https://ci.example.com/hooks/backup"
 
 
-def sources_env(api_url: str, smn_url: str, callback_url: str) -> dict[str, str]:
-    """``function_env`` plus every source's secret, the instance map and the local SMN."""
+SMN_URL = "https://smn.eu-de.otc.t-systems.com"
+
+
+def source_settings(
+    smn_url: str = SMN_URL, callback_url: str | None = None
+) -> dict[str, str | None]:
+    """What the sources add to ``function_env`` (overrides for ``use_env``): every source's
+    secret, the instance map, the SMN endpoint; without ``callback_url``, no CALLBACK_URL at all.
+    """
     return {
-        **function_env(api_url),
         "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
         "GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN,
         "INSTANCE_MAP": json.dumps({"production": INSTANCE, "staging": STAGING}),
@@ -52,17 +58,20 @@ def sources_env(api_url: str, smn_url: str, callback_url: str) -> dict[str, str]
     }
 
 
+def sources_env(api_url: str, smn_url: str, callback_url: str) -> dict[str, str]:
+    """``function_env`` plus ``source_settings``: a server process's environment."""
+    settings = source_settings(smn_url, callback_url)
+    return {**function_env(api_url), **{k: v for k, v in settings.items() if v is not None}}
+
+
 def use_sources_env(
     monkeypatch: MonkeyPatch,
     api_url: str,
-    smn_url: str = "https://smn.eu-de.otc.t-systems.com",
+    smn_url: str = SMN_URL,
     callback_url: str | None = None,
-) -> None:
+) -> dict[str, str]:
     """Set ``sources_env`` for this test; without ``callback_url``, no CALLBACK_URL at all."""
-    for name, value in sources_env(api_url, smn_url, callback_url or "").items():
-        monkeypatch.setenv(name, value)
-    if callback_url is None:
-        monkeypatch.delenv("CALLBACK_URL")
+    return use_env(monkeypatch, api_url, **source_settings(smn_url, callback_url))
 
 
 def github_signature(body: bytes, secret: str = GITHUB_SECRET) -> str:

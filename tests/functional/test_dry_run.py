@@ -13,23 +13,15 @@ from helpers import (
     INSTANCE,
     backups_on,
     deliver,
+    env_fixture,
     event,
     js,
     make_client,
-    use_env,
 )
 
 OTHER = "00000000000000000000000000000001in07"
 
-
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="2", CALLBACK_RETRY_SECONDS="0.5")
-
-
-@pytest.fixture
-def client(env: dict[str, str]) -> FlaskClient:
-    return make_client()
+env = env_fixture(DEADLINE_SECONDS="2", CALLBACK_RETRY_SECONDS="0.5")
 
 
 def changes(emu: Emulator) -> list[str]:

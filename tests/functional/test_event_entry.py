@@ -8,17 +8,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from emulator import Emulator
-from senders import make_client, sample, use_sources_env
+from helpers import client_fixture, env_fixture
+from senders import make_client, sample, source_settings
 
-
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_sources_env(monkeypatch, emu.url)
-
-
-@pytest.fixture
-def client(env: None) -> FlaskClient:
-    return make_client("event")
+env = env_fixture(**source_settings())
+client = client_fixture("event")
 
 
 def test_functiongraph_initializer_is_answered(client: FlaskClient, emu: Emulator) -> None:
@@ -28,7 +22,9 @@ def test_functiongraph_initializer_is_answered(client: FlaskClient, emu: Emulato
     assert emu.requests() == []
 
 
-def test_initializer_reports_a_broken_setting(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_initializer_reports_a_broken_setting(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("INSTANCE_MAP", "{broken")
     response = make_client("event").post("/init")
     assert response.status_code == 500
@@ -61,7 +57,7 @@ def test_webhook_senders_are_not_accepted_on_event(client: FlaskClient, emu: Emu
 
 
 def test_oversized_delivery_is_413(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     """Pub/Sub's pushes are acknowledged instead (test_sources_pubsub); a CloudEvent is not."""
     monkeypatch.setenv("MAX_BODY_BYTES", "100")
@@ -89,7 +85,9 @@ def test_malformed_cloudevent_never_echoes_the_request(client: FlaskClient, emu:
     assert emu.requests() == []
 
 
-def test_webhook_unknown_shape_lists_the_accepted_sources(env: None, emu: Emulator) -> None:
+def test_webhook_unknown_shape_lists_the_accepted_sources(
+    env: dict[str, str], emu: Emulator
+) -> None:
     response = make_client("webhook").post(
         "/", data=b"<deploy/>", headers={"Content-Type": "text/xml"}
     )

@@ -20,31 +20,21 @@ from helpers import (
     INSTANCE,
     backups_on,
     deliver,
+    env_fixture,
     event,
     js,
     make_client,
     sign,
     successful_creates,
-    use_env,
 )
 
-
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(
-        monkeypatch,
-        emu.url,
-        DEADLINE_SECONDS="6",
-        API_TIMEOUT_SECONDS="0.5",
-        CALLBACK_TIMEOUT_SECONDS="0.5",
-        CALLBACK_RETRY_SECONDS="1.5",
-        POLL_INTERVAL_SECONDS="0.05",
-    )
-
-
-@pytest.fixture
-def client(env: dict[str, str]) -> FlaskClient:
-    return make_client()
+env = env_fixture(
+    DEADLINE_SECONDS="6",
+    API_TIMEOUT_SECONDS="0.5",
+    CALLBACK_TIMEOUT_SECONDS="0.5",
+    CALLBACK_RETRY_SECONDS="1.5",
+    POLL_INTERVAL_SECONDS="0.05",
+)
 
 
 def log_lines(captured: str) -> list[dict[str, Any]]:

@@ -18,11 +18,11 @@ from helpers import (
     INSTANCE,
     backups_on,
     deliver,
+    env_fixture,
     event,
     js,
     make_client,
     successful_creates,
-    use_env,
 )
 
 SECOND = "00000000000000000000000000000001in07"
@@ -30,20 +30,7 @@ THIRD = "00000000000000000000000000000002in07"
 TRIO = [INSTANCE, SECOND, THIRD]
 
 
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(
-        monkeypatch,
-        emu.url,
-        DEADLINE_SECONDS="3",
-        CALLBACK_RETRY_SECONDS="0.5",
-        POLL_INTERVAL_SECONDS="0.05",
-    )
-
-
-@pytest.fixture
-def client(env: dict[str, str]) -> FlaskClient:
-    return make_client()
+env = env_fixture(DEADLINE_SECONDS="3", CALLBACK_RETRY_SECONDS="0.5", POLL_INTERVAL_SECONDS="0.05")
 
 
 def several(instance_ids: list[str], **fields: Any) -> bytes:

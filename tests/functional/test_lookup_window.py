@@ -29,7 +29,17 @@ from emulator import Emulator, RequestRecord
 from errors import InvalidEventError
 from handlers.naming import backup_name_for, description_for
 from handlers.pre_deploy import BackupOutcome, Services, TriggerOutcome, handle
-from helpers import INSTANCE, PROJECT_ID, backups_on, deliver, event, js, make_client, use_env
+from helpers import (
+    INSTANCE,
+    PROJECT_ID,
+    backups_on,
+    creates,
+    deliver,
+    env_fixture,
+    event,
+    js,
+    make_client,
+)
 from models import Trigger
 
 WEEK = timedelta(days=7)
@@ -55,10 +65,6 @@ def manual_count(emu: Emulator) -> int:
     return count
 
 
-def creates(emu: Emulator) -> list[RequestRecord]:
-    return [r for r in emu.requests() if r.path.endswith("/backups/create")]
-
-
 def old_history(emu: Emulator, count: int) -> None:
     """``count`` COMPLETED manual backups, the newest 8 days old, one an hour before that."""
     if count:
@@ -71,9 +77,7 @@ def old_history(emu: Emulator, count: int) -> None:
         )
 
 
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="5", IDEMPOTENCY_WINDOW_DAYS="7")
+env = env_fixture(DEADLINE_SECONDS="5", IDEMPOTENCY_WINDOW_DAYS="7")
 
 
 @pytest.fixture

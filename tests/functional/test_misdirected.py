@@ -8,16 +8,11 @@ import json
 import pytest
 
 from emulator import Emulator
-from helpers import INSTANCE, js, make_client, sign, use_env
+from helpers import INSTANCE, js, make_client, sign
 from senders import sample
 
 
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_env(monkeypatch, emu.url)
-
-
-def test_unknown_and_missing_fields_are_named_together(env: None, emu: Emulator) -> None:
+def test_unknown_and_missing_fields_are_named_together(env: dict[str, str], emu: Emulator) -> None:
     """The issue's example: a typo (instance for instance_id) is both unknown and missing."""
     body = b'{"event":"pre-deploy","instance":"x"}'
     response = make_client().post("/", data=body, headers=sign(body))
@@ -30,7 +25,7 @@ def test_unknown_and_missing_fields_are_named_together(env: None, emu: Emulator)
     assert emu.requests() == []
 
 
-def test_every_rule_broken_at_once_is_named(env: None, emu: Emulator) -> None:
+def test_every_rule_broken_at_once_is_named(env: dict[str, str], emu: Emulator) -> None:
     body = json.dumps({"event": "deploy", "name": "1x", "nmae": "y"}).encode()
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 400
@@ -39,7 +34,7 @@ def test_every_rule_broken_at_once_is_named(env: None, emu: Emulator) -> None:
     assert emu.requests() == []
 
 
-def test_a_carried_event_names_them_with_its_place(env: None, emu: Emulator) -> None:
+def test_a_carried_event_names_them_with_its_place(env: dict[str, str], emu: Emulator) -> None:
     """A CloudEvent (structured mode, CloudEvents 1.0 spec) carrying the same mistake."""
     data = {"event": "pre-deploy", "instance": "x"}
     document = {
@@ -58,7 +53,9 @@ def test_a_carried_event_names_them_with_its_place(env: None, emu: Emulator) -> 
 
 
 @pytest.mark.parametrize("name", ["pubsub-push", "functiongraph-timer", "functiongraph-apig"])
-def test_queue_delivery_on_webhook_is_sent_to_event(name: str, env: None, emu: Emulator) -> None:
+def test_queue_delivery_on_webhook_is_sent_to_event(
+    name: str, env: dict[str, str], emu: Emulator
+) -> None:
     body, headers = sample(name)
     response = make_client().post("/", data=body, headers={**headers, **sign(body)})
     assert response.status_code == 400
@@ -77,7 +74,7 @@ def test_queue_delivery_on_webhook_is_sent_to_event(name: str, env: None, emu: E
     ],
 )
 def test_webhook_delivery_on_event_is_sent_to_webhook(
-    name: str, label: str, env: None, emu: Emulator
+    name: str, label: str, env: dict[str, str], emu: Emulator
 ) -> None:
     body, headers = sample(name)
     response = make_client("event").post("/", data=body, headers=headers)
@@ -88,14 +85,16 @@ def test_webhook_delivery_on_event_is_sent_to_webhook(
     assert emu.requests() == []
 
 
-def test_a_valid_generic_event_on_webhook_is_not_misdirected(env: None, emu: Emulator) -> None:
+def test_a_valid_generic_event_on_webhook_is_not_misdirected(
+    env: dict[str, str], emu: Emulator
+) -> None:
     body = json.dumps({"event": "pre-deploy", "id": "d-1", "instance_id": INSTANCE}).encode()
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 202
 
 
 def test_json_that_is_nothing_known_on_event_lists_what_is_accepted(
-    env: None, emu: Emulator
+    env: dict[str, str], emu: Emulator
 ) -> None:
     response = make_client("event").post(
         "/", data=b'{"hello": 1}', headers={"Content-Type": "application/json"}

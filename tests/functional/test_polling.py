@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from flask.testing import FlaskClient
 
 from emulator import Emulator
-from helpers import INSTANCE, deliver, event, js, make_client, sign, use_env
+from helpers import INSTANCE, SetEnv, deliver, env_fixture, event, js, make_client, sign
 
-
-@pytest.fixture
-def client(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
-    use_env(monkeypatch, emu.url, POLL_INTERVAL_SECONDS="0.05")
-    return make_client()
+env = env_fixture(POLL_INTERVAL_SECONDS="0.05")
 
 
 def test_first_answer_is_running_with_a_relative_status_url_and_location(
@@ -31,10 +26,8 @@ def test_first_answer_is_running_with_a_relative_status_url_and_location(
     assert response.headers["Location"] == body["status_url"]
 
 
-def test_public_url_makes_status_url_absolute(
-    emu: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_env(monkeypatch, emu.url, PUBLIC_URL="https://backup.example.com/fn")
+def test_public_url_makes_status_url_absolute(set_env: SetEnv) -> None:
+    set_env(PUBLIC_URL="https://backup.example.com/fn")
     client = make_client()
     response = deliver(client, event())
     backup_id = js(response)["backup"]["id"]
@@ -48,10 +41,8 @@ def test_public_url_makes_status_url_absolute(
     assert js(poll)["status_url"] == expected
 
 
-def test_public_url_must_be_an_absolute_base_url(
-    emu: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_env(monkeypatch, emu.url, PUBLIC_URL="backup.example.com")
+def test_public_url_must_be_an_absolute_base_url(set_env: SetEnv, emu: Emulator) -> None:
+    set_env(PUBLIC_URL="backup.example.com")
     response = deliver(make_client(), event())
     assert response.status_code == 500
     assert "PUBLIC_URL" in js(response)["message"]

@@ -15,17 +15,13 @@ from flask.testing import FlaskClient
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import INSTANCE, backups_on, function_env
-from senders import make_client
+from helpers import INSTANCE, backups_on, client_fixture, env_fixture
 
 UNKNOWN_INSTANCE = "0123456789abcdef0123456789abcdefin07"
 
 
-@pytest.fixture
-def client(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
-    for name, value in {**function_env(emu.url), "DEADLINE_SECONDS": "1"}.items():
-        monkeypatch.setenv(name, value)
-    return make_client("event")
+env = env_fixture(DEADLINE_SECONDS="1")
+client = client_fixture("event")
 
 
 def push(message_id: str, **event: Any) -> bytes:

@@ -20,21 +20,17 @@ from helpers import (
     PROJECT_ID,
     backups_on,
     deliver,
+    env_fixture,
     event,
     js,
     make_client,
-    use_env,
 )
 
 OTHER = "00000000000000000000000000000001in07"
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(
-        monkeypatch, emu.url, DEADLINE_SECONDS="3", POLL_INTERVAL_SECONDS="0.05", RETENTION_KEEP="2"
-    )
+env = env_fixture(DEADLINE_SECONDS="3", POLL_INTERVAL_SECONDS="0.05", RETENTION_KEEP="2")
 
 
 def every_backup(emu: Emulator, instance_id: str = INSTANCE) -> set[str]:

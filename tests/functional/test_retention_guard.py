@@ -15,17 +15,15 @@ import httpx
 import pytest
 
 from emulator import Emulator
-from helpers import INSTANCE, PROJECT_ID, deliver, event, js, make_client, use_env
+from helpers import INSTANCE, PROJECT_ID, SetEnv, deliver, event, js, make_client
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(emu: Emulator, set_env: SetEnv) -> dict[str, str]:
     emu.configure(backup_seconds=0.1)
-    return use_env(
-        monkeypatch,
-        emu.url,
+    return set_env(
         DEADLINE_SECONDS="5",
         POLL_INTERVAL_SECONDS="0.05",
         WAIT_FOR_COMPLETION="true",

@@ -15,9 +15,9 @@ from config import load_settings
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
 from events import cloudevents
-from helpers import CALLBACK_SECRET, INSTANCE, WEBHOOK_TOKEN, creates, sign
+from helpers import CALLBACK_SECRET, INSTANCE, WEBHOOK_TOKEN, SetEnv, client_fixture, creates, sign
 from models import Trigger
-from senders import STAGING, make_client, sample, use_sources_env
+from senders import STAGING, make_client, sample, source_settings
 
 SOURCE = "https://ci.example.com/acme/shop/pipelines/31877"
 OTHER = "0123456789abcdef0123456789abcdefin07"
@@ -38,16 +38,13 @@ def receiver(_receiver: CallbackReceiver) -> CallbackReceiver:
 
 
 @pytest.fixture
-def env(emu: Emulator, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def env(emu: Emulator, receiver: CallbackReceiver, set_env: SetEnv) -> dict[str, str]:
     emu.put_instance(STAGING)
     emu.put_instance(OTHER)
-    callback = receiver.url + "/hook"
-    use_sources_env(monkeypatch, emu.url, callback_url=callback)
+    return set_env(**source_settings(callback_url=receiver.url + "/hook"))
 
 
-@pytest.fixture
-def client(env: None) -> FlaskClient:
-    return make_client("event")
+client = client_fixture("event")
 
 
 def data(**fields: Any) -> dict[str, Any]:
@@ -92,7 +89,7 @@ def test_data_base64_is_read(client: FlaskClient, emu: Emulator) -> None:
     assert len(creates(emu)) == 1
 
 
-def test_without_an_id_in_the_data_the_key_is_source_and_id(env: None) -> None:
+def test_without_an_id_in_the_data_the_key_is_source_and_id(env: dict[str, str]) -> None:
     body = json.dumps(structured("ce-42", data=data(id=None))).encode()
     headers = {"content-type": "application/cloudevents+json"}
     (trigger,) = cloudevents.parse(headers, body, load_settings()).records
@@ -114,7 +111,7 @@ def test_type_not_in_event_types_is_acknowledged_and_ignored(
 
 
 def test_event_types_can_be_configured(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     monkeypatch.setenv("EVENT_TYPES", "com.acme.deploy.*")
     client = make_client("event")
@@ -210,7 +207,7 @@ def test_batch_with_a_bad_record_in_the_middle(
 
 
 def test_batch_with_a_curable_failure_asks_for_redelivery(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     """Two backups of one instance: the API takes one at a time, the second can go later."""
     monkeypatch.setenv("DEADLINE_SECONDS", "1")
@@ -254,7 +251,7 @@ def test_other_cloudevents_formats_are_415(client: FlaskClient, emu: Emulator) -
 
 
 @pytest.fixture
-def webhook(env: None) -> FlaskClient:
+def webhook(env: dict[str, str]) -> FlaskClient:
     return make_client("webhook")
 
 
@@ -267,7 +264,7 @@ def test_signed_cloudevent_on_webhook(webhook: FlaskClient, emu: Emulator) -> No
 
 
 def test_bearer_token_cloudevent_on_webhook(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     monkeypatch.setenv("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
     body, headers = sample("cloudevents-structured")

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from config import load_settings
 from emulator import Emulator
 from events import functiongraph
-from helpers import INSTANCE, creates, sign
+from helpers import INSTANCE, SetEnv, client_fixture, creates, sign
 from models import Trigger
 from senders import (
     GITHUB_SECRET,
@@ -20,7 +20,7 @@ from senders import (
     github_signature,
     make_client,
     sample,
-    use_sources_env,
+    source_settings,
 )
 
 OTHER = "0123456789abcdef0123456789abcdefin07"
@@ -28,15 +28,13 @@ HEADERS = {"Content-Type": "application/json", "X-CFF-Request-Id": "7c307f6a-cf6
 
 
 @pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def env(emu: Emulator, set_env: SetEnv) -> dict[str, str]:
     emu.put_instance(STAGING)
     emu.put_instance(OTHER)
-    use_sources_env(monkeypatch, emu.url)
+    return set_env(**source_settings())
 
 
-@pytest.fixture
-def client(env: None) -> FlaskClient:
-    return make_client("event")
+client = client_fixture("event")
 
 
 def event(**fields: Any) -> str:
@@ -99,7 +97,7 @@ def test_smn_trigger_with_a_bad_record_in_the_middle(client: FlaskClient, emu: E
 
 
 def test_smn_trigger_record_with_a_curable_failure_asks_for_a_retry(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     monkeypatch.setenv("DEADLINE_SECONDS", "1")
     emu.configure(backup_seconds=30)
@@ -124,7 +122,7 @@ def test_timer_with_a_bad_user_event_is_acknowledged(client: FlaskClient, emu: E
     assert emu.requests() == []
 
 
-def test_timer_key_is_trigger_and_time(env: None) -> None:
+def test_timer_key_is_trigger_and_time(env: dict[str, str]) -> None:
     body = sample("functiongraph-timer", callback=None)[0]  # as dated in the file
     (trigger,) = functiongraph.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)

@@ -12,7 +12,7 @@ from config import load_settings
 from emulator import Emulator
 from errors import UnauthorizedError
 from events import github
-from helpers import INSTANCE, creates
+from helpers import INSTANCE, SetEnv, creates
 from models import Trigger
 from senders import (
     GITHUB_SECRET,
@@ -20,21 +20,16 @@ from senders import (
     github_signature,
     make_client,
     sample,
-    use_sources_env,
+    source_settings,
 )
 
 DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 
 
 @pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def env(emu: Emulator, set_env: SetEnv) -> dict[str, str]:
     emu.put_instance(STAGING)
-    use_sources_env(monkeypatch, emu.url)
-
-
-@pytest.fixture
-def client(env: None) -> FlaskClient:
-    return make_client("webhook")
+    return set_env(**source_settings())
 
 
 def deployment(**payload: Any) -> bytes:
@@ -171,7 +166,7 @@ def test_unverified_delivery_is_refused(
 
 
 def test_without_secret_every_delivery_is_refused(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     monkeypatch.delenv("GITHUB_WEBHOOK_SECRET")
     body = deployment()
@@ -182,7 +177,7 @@ def test_without_secret_every_delivery_is_refused(
     assert emu.requests() == []
 
 
-def test_the_deployment_is_the_key(env: None) -> None:
+def test_the_deployment_is_the_key(env: dict[str, str]) -> None:
     """GitHub signs no header and no time: the key is the repository id and deployment id from
     the signed body; the delivery id is kept only as the previous release's key."""
     body = sample("github-deployment", callback=None)[0]  # as dated in the file
@@ -203,14 +198,16 @@ TEST_VECTOR_BODY = b"Hello, World!"
 TEST_VECTOR_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 
 
-def test_githubs_own_test_vector_verifies(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_githubs_own_test_vector_verifies(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", TEST_VECTOR_SECRET)
     headers = {"x-hub-signature-256": TEST_VECTOR_SIGNATURE}
     github.verify(headers, TEST_VECTOR_BODY, load_settings())  # raises when it does not match
 
 
 def test_test_vector_with_another_secret_does_not_verify(
-    env: None, monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "It's a Secret to Everybody!")
     with pytest.raises(UnauthorizedError, match="does not match the body"):
@@ -220,7 +217,7 @@ def test_test_vector_with_another_secret_does_not_verify(
 
 
 def test_delivery_signed_with_a_secret_with_spaces_backs_up(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     """The secret, taken whole, with GitHub's vector's spaces and apostrophe, and a comma."""
     secret = "It's a Secret to Everybody, really"

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from config import load_settings
 from emulator import Emulator
 from events import gitlab
-from helpers import INSTANCE, creates, sign
+from helpers import INSTANCE, SetEnv, creates, sign
 from models import Trigger
 from senders import (
     GITLAB_SIGNING_TOKEN,
@@ -20,21 +20,16 @@ from senders import (
     STAGING,
     make_client,
     sample,
-    use_sources_env,
+    source_settings,
 )
 
 KEY = "b0c8e6f4-3a2d-4f19-9e7a-5d1c2b8a4e60"
 
 
 @pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def env(emu: Emulator, set_env: SetEnv) -> dict[str, str]:
     emu.put_instance(STAGING)
-    use_sources_env(monkeypatch, emu.url)
-
-
-@pytest.fixture
-def client(env: None) -> FlaskClient:
-    return make_client("webhook")
+    return set_env(**source_settings())
 
 
 def hook(name: str = "gitlab-deployment", **fields: Any) -> tuple[bytes, dict[str, str]]:
@@ -97,7 +92,9 @@ def test_other_kinds_are_ignored(client: FlaskClient, emu: Emulator) -> None:
     assert emu.requests() == []
 
 
-def test_the_deployment_is_the_key_and_the_headers_only_the_previous_one(env: None) -> None:
+def test_the_deployment_is_the_key_and_the_headers_only_the_previous_one(
+    env: dict[str, str],
+) -> None:
     """Project id and deployment id from the body; Idempotency-Key (unsigned) is kept only
     as the previous release's key, for the look-up."""
     body, headers = hook()
@@ -134,7 +131,7 @@ def test_wrong_or_missing_token_is_refused(
 
 
 def test_without_any_gitlab_secret_every_delivery_is_refused(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     monkeypatch.delenv("GITLAB_WEBHOOK_TOKEN")
     body, headers = hook()
@@ -145,7 +142,7 @@ def test_without_any_gitlab_secret_every_delivery_is_refused(
 
 
 @pytest.fixture
-def signing(env: None, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+def signing(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
     """GitLab's signing token configured: deliveries must carry its Standard Webhooks signature."""
     monkeypatch.setenv("GITLAB_WEBHOOK_SIGNING_TOKEN", GITLAB_SIGNING_TOKEN)
     return make_client("webhook")
@@ -194,7 +191,7 @@ def test_unverified_signed_delivery_is_refused(
 
 
 def test_token_with_any_character_is_taken_whole(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     """GitLab's secret token is free text; before, spaces and commas split it into several."""
     token = "deploy token, v2 'prod'"

@@ -14,19 +14,12 @@ from flask.testing import FlaskClient
 from config import load_settings
 from emulator import Emulator
 from events import pubsub
-from helpers import INSTANCE
+from helpers import INSTANCE, client_fixture, env_fixture
 from models import Trigger
-from senders import make_client, sample, use_sources_env
+from senders import make_client, sample, source_settings
 
-
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_sources_env(monkeypatch, emu.url)
-
-
-@pytest.fixture
-def client(env: None) -> FlaskClient:
-    return make_client("event")
+env = env_fixture(**source_settings())
+client = client_fixture("event")
 
 
 def push(
@@ -57,7 +50,7 @@ def event(**fields: Any) -> str:
 HEADERS = {"Content-Type": "application/json"}
 
 
-def test_the_message_id_is_the_key(env: None) -> None:
+def test_the_message_id_is_the_key(env: dict[str, str]) -> None:
     (trigger,) = pubsub.parse({}, push(event(id=None)), load_settings()).records
     assert isinstance(trigger, Trigger)
     assert json.loads(trigger.key) == ["pubsub", "message", "13452238701935066", INSTANCE]
@@ -65,7 +58,7 @@ def test_the_message_id_is_the_key(env: None) -> None:
     assert trigger.trigger_id == "13452238701935066"
 
 
-def test_snake_case_message_id_alone_is_enough(env: None) -> None:
+def test_snake_case_message_id_alone_is_enough(env: dict[str, str]) -> None:
     body = push(event(id=None), drop=("messageId",))
     (trigger,) = pubsub.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)
@@ -130,7 +123,7 @@ def test_bad_message_is_acknowledged_so_pubsub_stops(
 
 
 def test_busy_instance_asks_pubsub_to_redeliver(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     monkeypatch.setenv("DEADLINE_SECONDS", "1")
     emu.configure(backup_seconds=30)
@@ -144,7 +137,7 @@ def test_busy_instance_asks_pubsub_to_redeliver(
 
 
 def test_broken_setup_asks_pubsub_to_redeliver(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     """Fixing the setting lets the message through later; acknowledging it would lose it."""
     monkeypatch.setenv("OS_PASSWORD", "wrong-password-123")
@@ -163,7 +156,9 @@ def test_envelope_without_subscription_is_not_pubsub(client: FlaskClient, emu: E
     assert emu.requests() == []
 
 
-def test_push_envelope_on_webhook_is_not_accepted_unverified(env: None, emu: Emulator) -> None:
+def test_push_envelope_on_webhook_is_not_accepted_unverified(
+    env: dict[str, str], emu: Emulator
+) -> None:
     """Refused before any verification or parsing, with the entry point that takes it."""
     response = make_client("webhook").post("/", data=push(event()), headers=HEADERS)
     assert response.status_code == 400
@@ -171,7 +166,7 @@ def test_push_envelope_on_webhook_is_not_accepted_unverified(env: None, emu: Emu
     assert emu.requests() == []
 
 
-def test_publish_time_is_the_trigger_sent_at(env: None) -> None:
+def test_publish_time_is_the_trigger_sent_at(env: dict[str, str]) -> None:
     body = push(event(), publishTime="2026-11-27T10:00:00.124Z")  # as the sample dates it
     (trigger,) = pubsub.parse({}, body, load_settings()).records
     assert isinstance(trigger, Trigger)
@@ -230,7 +225,7 @@ def test_unwrapped_without_metadata_is_keyed_on_the_event_id(
     assert trigger.sent_at is None
 
 
-def test_unwrapped_without_metadata_or_id_is_keyed_on_the_body(env: None) -> None:
+def test_unwrapped_without_metadata_or_id_is_keyed_on_the_body(env: dict[str, str]) -> None:
     body = event(id=None).encode()
     headers = {k.lower(): v for k, v in UNWRAPPED.items()}
     (trigger,) = pubsub.parse(headers, body, load_settings()).records
@@ -268,7 +263,7 @@ def test_unwrapped_text_is_acknowledged(client: FlaskClient, emu: Emulator) -> N
 
 
 def test_oversized_push_is_acknowledged_not_redelivered(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     """Fails before any source reads it; Pub/Sub's headers say a 413 would come back forever."""
     monkeypatch.setenv("MAX_BODY_BYTES", "64")
@@ -281,7 +276,7 @@ def test_oversized_push_is_acknowledged_not_redelivered(
 
 
 def test_oversized_delivery_of_another_platform_stays_413(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     monkeypatch.setenv("MAX_BODY_BYTES", "64")
     response = make_client("event").post("/", data=push(event()), headers=HEADERS)

@@ -19,7 +19,7 @@ from errors import UnauthorizedError
 from events import smn as events_smn
 from events.base import Handshake, Note
 from handlers import subscriptions
-from helpers import INSTANCE
+from helpers import INSTANCE, SetEnv
 from models import Trigger
 from senders import (
     STAGING,
@@ -28,7 +28,7 @@ from senders import (
     make_client,
     signing_key,
     smn_endpoint,
-    use_sources_env,
+    source_settings,
 )
 
 
@@ -39,14 +39,9 @@ def smn() -> Iterator[SmnEndpoint]:
 
 
 @pytest.fixture
-def env(emu: Emulator, smn: SmnEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+def env(emu: Emulator, smn: SmnEndpoint, set_env: SetEnv) -> dict[str, str]:
     emu.put_instance(STAGING)
-    use_sources_env(monkeypatch, emu.url, smn.url)
-
-
-@pytest.fixture
-def client(env: None) -> FlaskClient:
-    return make_client("webhook")
+    return set_env(**source_settings(smn.url))
 
 
 def post(client: FlaskClient, message: dict[str, Any], kind: str | None = None) -> Any:
@@ -186,7 +181,7 @@ def test_unlisted_topic_is_refused_before_any_fetch(
 
 
 def test_without_topic_list_every_message_is_refused(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator, smn: SmnEndpoint
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator, smn: SmnEndpoint
 ) -> None:
     monkeypatch.delenv("SMN_TOPIC_URNS")
     response = post(make_client("webhook"), smn.message(message=event()))
@@ -283,7 +278,7 @@ def test_redirects_are_not_followed(client: FlaskClient, emu: Emulator, smn: Smn
 
 
 def test_unreachable_smn_is_503(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator, smn: SmnEndpoint
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator, smn: SmnEndpoint
 ) -> None:
     """SMN retries what fails: an endpoint that is down for a moment costs nothing."""
     monkeypatch.setenv("SMN_ENDPOINT", "http://127.0.0.1:9")
@@ -446,7 +441,7 @@ def test_smn_allowed_hosts_extend_the_list(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_allowed_host_still_passes_the_ssrf_guard(
-    env: None, monkeypatch: pytest.MonkeyPatch, emu: Emulator, smn: SmnEndpoint
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator, smn: SmnEndpoint
 ) -> None:
     """A listed host that resolves to a loopback address is refused at fetch time."""
     monkeypatch.setenv("SMN_ALLOWED_HOSTS", "localhost")

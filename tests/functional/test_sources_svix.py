@@ -7,21 +7,13 @@ way a Svix-based sender signs; its ``Webhook.verify`` reads these names, and so 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from svix.webhooks import Webhook as SvixWebhook
 
 from emulator import Emulator
-from helpers import WEBHOOK_SECRET, event, function_env, make_client
-
-
-@pytest.fixture
-def client(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
-    return make_client("webhook")
+from helpers import WEBHOOK_SECRET, creates, event
 
 
 def svix_headers(
@@ -36,10 +28,6 @@ def svix_headers(
             "msg_p5jXN8AQM9LWM0D4loKWxJek", moment, body.decode()
         ),
     }
-
-
-def creates(emu: Emulator) -> list[Any]:
-    return [r for r in emu.requests() if r.path.endswith("/backups/create")]
 
 
 def test_svix_signed_event_backs_up(client: FlaskClient, emu: Emulator) -> None:

@@ -19,32 +19,21 @@ from helpers import (
     INSTANCE,
     WEBHOOK_SECRET,
     WEBHOOK_TOKEN,
+    creates,
+    env_fixture,
     event,
     js,
     load_sample,
     make_client,
     sign,
-    use_env,
 )
 
-
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    return use_env(monkeypatch, emu.url, DEADLINE_SECONDS="2", CALLBACK_RETRY_SECONDS="0.5")
-
-
-@pytest.fixture
-def client(env: dict[str, str]) -> FlaskClient:
-    return make_client()
+env = env_fixture(DEADLINE_SECONDS="2", CALLBACK_RETRY_SECONDS="0.5")
 
 
 def api_calls(emu: Emulator) -> list[str]:
     """Every request the function made to IAM or the API, as ``METHOD path``."""
     return [f"{r.method} {r.path}" for r in emu.requests()]
-
-
-def creates(emu: Emulator) -> list[dict[str, Any]]:
-    return [r.body for r in emu.requests() if r.path.endswith("/backups/create") and r.body]
 
 
 def post(client: FlaskClient, body: bytes, headers: dict[str, str] | None = None) -> TestResponse:
