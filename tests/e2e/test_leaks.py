@@ -29,6 +29,7 @@ from helpers import (
     INSTANCE,
     ROOT,
     WEBHOOK_TOKEN,
+    env_fixture,
     event,
     function_env,
     make_client,
@@ -42,14 +43,17 @@ IAM_TOKEN = re.compile(r"MIIT[A-Za-z0-9_-]{16,}")
 SIGNATURE = re.compile(r"v1,[A-Za-z0-9+/=]{40,}|Signature=[0-9a-f]{64}")
 
 
+MORE_SECRETS = {
+    "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+    "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
+    "GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN,
+    "OS_SECURITY_TOKEN": SECURITY_TOKEN,  # configured, even if unused in password mode
+}
+env = env_fixture(**MORE_SECRETS)
+
+
 def all_secrets_env(api_url: str) -> dict[str, str]:
-    return {
-        **function_env(api_url),
-        "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-        "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
-        "GITLAB_WEBHOOK_TOKEN": GITLAB_TOKEN,
-        "OS_SECURITY_TOKEN": SECURITY_TOKEN,  # configured, even if unused in password mode
-    }
+    return {**function_env(api_url), **MORE_SECRETS}
 
 
 def configured_secrets() -> list[str]:
@@ -105,20 +109,11 @@ def assert_clean(texts: list[str], secrets: list[str], where: str) -> None:
         assert IAM_TOKEN.search(text) is None, f"an IAM token appears in {where}"
 
 
-@pytest.fixture
-def receiver() -> Iterator[CallbackReceiver]:
-    with CallbackReceiver(CALLBACK_SECRET) as receiver:
-        yield receiver
-
-
 def test_password_mode_leaks_nothing(
-    emu: Emulator,
+    env: dict[str, str],
     receiver: CallbackReceiver,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for name, value in all_secrets_env(emu.url).items():
-        monkeypatch.setenv(name, value)
     secrets = configured_secrets()
     assert len(secrets) >= 8
     texts = battery(make_client(), secrets, receiver.url + "/hook")
@@ -134,14 +129,12 @@ def test_password_mode_leaks_nothing(
 
 
 def test_aksk_mode_leaks_nothing(
-    emu: Emulator,
+    env: dict[str, str],
     receiver: CallbackReceiver,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = EmulatorConfig()
-    for name, value in all_secrets_env(emu.url).items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("OS_ACCESS_KEY", config.temporary_access_key)
     monkeypatch.setenv("OS_SECRET_KEY", config.temporary_secret_key)
     secrets = configured_secrets()
@@ -161,14 +154,12 @@ def test_aksk_mode_leaks_nothing(
     ],
 )
 def test_failing_upstream_calls_leak_nothing(
-    emu: Emulator,
+    env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     variable: str,
     value: str,
 ) -> None:
-    for name, setting in all_secrets_env(emu.url).items():
-        monkeypatch.setenv(name, setting)
     if variable == "OS_SECRET_KEY":
         monkeypatch.setenv("OS_ACCESS_KEY", EmulatorConfig().access_key)
     monkeypatch.setenv(variable, value)
@@ -181,10 +172,8 @@ def test_failing_upstream_calls_leak_nothing(
 
 
 def test_configuration_errors_name_variables_not_values(
-    emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, setting in all_secrets_env(emu.url).items():
-        monkeypatch.setenv(name, setting)
     bad = "whsec_" + "A" * 8 + " " + "s3cret-in-a-broken-setting"
     monkeypatch.setenv("WEBHOOK_SECRET", bad)
     body = event()

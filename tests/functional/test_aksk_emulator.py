@@ -15,7 +15,7 @@ from clients.auth import AkSkAuth
 from emulator import Emulator, EmulatorConfig
 from emulator.auth import canonical_request, signature, string_to_sign
 from emulator.wire import Request
-from helpers import INSTANCE, PROJECT_ID, event, function_env, make_client, sign
+from helpers import INSTANCE, PROJECT_ID, SetEnv, event, make_client, sign
 
 CONFIG = EmulatorConfig()
 AK, SK = CONFIG.access_key, CONFIG.secret_key
@@ -234,20 +234,15 @@ def test_other_project_is_refused(emu: Emulator) -> None:
 
 
 @pytest.fixture
-def aksk_env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("OS_PASSWORD")
-    monkeypatch.delenv("OS_USERNAME")
-    monkeypatch.setenv("OS_ACCESS_KEY", AK)
-    monkeypatch.setenv("OS_SECRET_KEY", SK)
+def aksk_env(set_env: SetEnv) -> dict[str, str]:
+    return set_env(OS_PASSWORD=None, OS_USERNAME=None, OS_ACCESS_KEY=AK, OS_SECRET_KEY=SK)
 
 
 def post_event(client: FlaskClient, body: bytes) -> Any:
     return client.post("/", data=body, headers=sign(body))
 
 
-def test_webhook_with_aksk_creates_the_backup(aksk_env: None, emu: Emulator) -> None:
+def test_webhook_with_aksk_creates_the_backup(aksk_env: dict[str, str], emu: Emulator) -> None:
     response = post_event(make_client(), event())
     assert response.status_code == 202, response.get_json()
     # the idempotency look-up and the instance pre-check (side by side), then the create
@@ -261,7 +256,7 @@ def test_webhook_with_aksk_creates_the_backup(aksk_env: None, emu: Emulator) -> 
 
 
 def test_webhook_with_wrong_secret_key_is_502_without_the_key(
-    aksk_env: None, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    aksk_env: dict[str, str], emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OS_SECRET_KEY", "not-the-" + SK)
     response = post_event(make_client(), event())
@@ -275,7 +270,7 @@ def test_webhook_with_wrong_secret_key_is_502_without_the_key(
 
 
 def test_webhook_with_temporary_credentials(
-    aksk_env: None, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    aksk_env: dict[str, str], emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OS_ACCESS_KEY", CONFIG.temporary_access_key)
     monkeypatch.setenv("OS_SECRET_KEY", CONFIG.temporary_secret_key)

@@ -39,9 +39,7 @@ def test_healthz_answers_without_any_configuration(bare_env: pytest.MonkeyPatch)
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_healthz_makes_no_upstream_call(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
+def test_healthz_makes_no_upstream_call(env: dict[str, str], emu: Emulator) -> None:
     client = make_client()
     assert client.get("/healthz").status_code == 200
     assert client.head("/healthz").status_code == 200
@@ -49,9 +47,7 @@ def test_healthz_makes_no_upstream_call(emu: Emulator, monkeypatch: pytest.Monke
     assert emu.requests() == []
 
 
-def test_readyz_when_configured(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
+def test_readyz_when_configured(env: dict[str, str], emu: Emulator) -> None:
     response = make_client().get("/readyz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ready"}

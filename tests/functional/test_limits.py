@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -15,15 +14,8 @@ from config import Settings
 from emulator import Emulator
 from errors import InvalidEventError
 from events.base import check_batch, check_count, json_depth, json_object
-from helpers import INSTANCE, event, function_env, make_client, sign
+from helpers import INSTANCE, event, make_client, sign
 from models import Trigger
-
-
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
-    yield monkeypatch
 
 
 def answer(response: Any) -> dict[str, Any]:
@@ -35,9 +27,9 @@ def answer(response: Any) -> dict[str, Any]:
 
 
 def test_body_over_the_limit_is_413_by_content_length(
-    env: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
-    env.setenv("MAX_BODY_BYTES", "100")
+    monkeypatch.setenv("MAX_BODY_BYTES", "100")
     body = event(description="d" * 200)
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 413
@@ -49,10 +41,10 @@ def test_body_over_the_limit_is_413_by_content_length(
 
 
 def test_body_over_the_limit_is_413_without_content_length(
-    env: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
     """A chunked body announces no length: the function stops reading at the limit."""
-    env.setenv("MAX_BODY_BYTES", "100")
+    monkeypatch.setenv("MAX_BODY_BYTES", "100")
     body = event(description="d" * 200)
     response = make_client().post(
         "/",
@@ -67,16 +59,18 @@ def test_body_over_the_limit_is_413_without_content_length(
     assert emu.requests() == []
 
 
-def test_default_limit_is_one_mebibyte(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+def test_default_limit_is_one_mebibyte(env: dict[str, str], emu: Emulator) -> None:
     body = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 413
     assert "MAX_BODY_BYTES (1048576 bytes)" in answer(response)["message"]
 
 
-def test_body_at_the_limit_is_read(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+def test_body_at_the_limit_is_read(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
     body = event()
-    env.setenv("MAX_BODY_BYTES", str(len(body)))
+    monkeypatch.setenv("MAX_BODY_BYTES", str(len(body)))
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 202, answer(response)
 
@@ -90,7 +84,7 @@ def test_body_at_the_limit_is_read(env: pytest.MonkeyPatch, emu: Emulator) -> No
     ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""],
 )
 def test_body_that_is_not_json_is_415(
-    env: pytest.MonkeyPatch, emu: Emulator, content_type: str
+    env: dict[str, str], emu: Emulator, content_type: str
 ) -> None:
     body = event()
     headers = {**sign(body), "Content-Type": content_type}
@@ -103,7 +97,7 @@ def test_body_that_is_not_json_is_415(
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "APPLICATION/JSON"])
 def test_json_content_types_are_accepted(
-    env: pytest.MonkeyPatch, emu: Emulator, content_type: str
+    env: dict[str, str], emu: Emulator, content_type: str
 ) -> None:
     body = event()
     response = make_client().post(
@@ -146,7 +140,7 @@ def post_signed(client: FlaskClient, body: bytes) -> Any:
     return client.post("/", data=body, headers=sign(body))
 
 
-def test_too_deep_body_is_400_naming_the_limit(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+def test_too_deep_body_is_400_naming_the_limit(env: dict[str, str], emu: Emulator) -> None:
     body = json.dumps({"event": "pre-deploy", "instance_id": INSTANCE, "x": nested(32)}).encode()
     response = post_signed(make_client(), body)
     assert response.status_code == 400
@@ -156,7 +150,7 @@ def test_too_deep_body_is_400_naming_the_limit(env: pytest.MonkeyPatch, emu: Emu
     assert emu.requests() == []
 
 
-def test_hostile_depth_is_400_not_a_crash(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+def test_hostile_depth_is_400_not_a_crash(env: dict[str, str], emu: Emulator) -> None:
     body = b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
     response = post_signed(make_client(), body)
     assert response.status_code == 400
@@ -164,17 +158,17 @@ def test_hostile_depth_is_400_not_a_crash(env: pytest.MonkeyPatch, emu: Emulator
     assert emu.requests() == []
 
 
-def test_depth_limit_is_a_setting(env: pytest.MonkeyPatch, emu: Emulator) -> None:
-    env.setenv("MAX_JSON_DEPTH", "2")
+def test_depth_limit_is_a_setting(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    monkeypatch.setenv("MAX_JSON_DEPTH", "2")
     body = json.dumps({"event": "pre-deploy", "instance_id": INSTANCE, "x": {"y": {}}}).encode()
     response = post_signed(make_client(), body)
     assert response.status_code == 400
     assert "MAX_JSON_DEPTH (2)" in answer(response)["message"]
 
 
-def test_depth_within_the_limit_reaches_the_event_rules(
-    env: pytest.MonkeyPatch, emu: Emulator
-) -> None:
+def test_depth_within_the_limit_reaches_the_event_rules(env: dict[str, str], emu: Emulator) -> None:
     body = json.dumps({"event": "pre-deploy", "instance_id": INSTANCE, "x": nested(30)}).encode()
     response = post_signed(make_client(), body)
     assert response.status_code == 400
@@ -237,9 +231,11 @@ def test_batch_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         check_batch([trigger(1, instance(1)), trigger(2, instance(2))], settings)
 
 
-def test_batch_limit_applies_to_a_single_event_too(env: pytest.MonkeyPatch, emu: Emulator) -> None:
+def test_batch_limit_applies_to_a_single_event_too(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
     """``main`` checks every source's result: with a limit of 0 nothing could pass."""
-    env.setenv("MAX_INSTANCES_PER_EVENT", "1")
+    monkeypatch.setenv("MAX_INSTANCES_PER_EVENT", "1")
     response = post_signed(make_client(), event())
     assert response.status_code == 202, answer(response)
 
@@ -264,10 +260,10 @@ class Upload(io.RawIOBase):
 
 @pytest.mark.parametrize("announced", [True, False])
 def test_oversized_body_is_not_read_after_the_answer(
-    env: pytest.MonkeyPatch, emu: Emulator, announced: bool
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator, announced: bool
 ) -> None:
     """functions-framework drains the request after a response; not after a 413."""
-    env.setenv("MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("MAX_BODY_BYTES", "1000")
     upload = Upload(50 * 1024 * 1024)
     environ: dict[str, Any] = {"wsgi.input": io.BufferedReader(upload, buffer_size=1024)}
     if announced:

@@ -15,8 +15,8 @@ from helpers import (
     CALLBACK_SECRET,
     INSTANCE,
     WEBHOOK_SECRET,
+    env_fixture,
     event,
-    function_env,
     make_client,
     sign,
 )
@@ -43,14 +43,7 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 
 
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = function_env(emu.url)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("LOG_EXECUTION_ID", raising=False)
-    monkeypatch.delenv("LOG_LEVEL", raising=False)
-    return values
+env = env_fixture(LOG_EXECUTION_ID=None, LOG_LEVEL=None)
 
 
 @pytest.fixture

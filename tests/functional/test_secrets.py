@@ -20,7 +20,6 @@ from helpers import (
     WEBHOOK_SECRET,
     WEBHOOK_TOKEN,
     event,
-    function_env,
     make_client,
     sign,
 )
@@ -37,13 +36,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
     for name in SECRET_FILE_FIELDS:
         monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
-
-
-@pytest.fixture
-def env(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
-    return monkeypatch
 
 
 def answer(response: Any) -> dict[str, Any]:
@@ -111,22 +103,22 @@ def test_secret_file_with_a_bad_value_is_reported_like_the_variable(
 
 
 def test_function_reads_its_secrets_from_files(
-    env: pytest.MonkeyPatch, emu: Emulator, tmp_path: Path
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator, tmp_path: Path
 ) -> None:
-    env.delenv("WEBHOOK_SECRET")
-    env.delenv("OS_PASSWORD")
-    env.setenv("WEBHOOK_SECRET_FILE", secret_file(tmp_path, "w", WEBHOOK_SECRET + "\n"))
-    env.setenv("OS_PASSWORD_FILE", secret_file(tmp_path, "p", "demo-password\n"))
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    monkeypatch.delenv("OS_PASSWORD")
+    monkeypatch.setenv("WEBHOOK_SECRET_FILE", secret_file(tmp_path, "w", WEBHOOK_SECRET + "\n"))
+    monkeypatch.setenv("OS_PASSWORD_FILE", secret_file(tmp_path, "p", "demo-password\n"))
     body = event()
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 202, answer(response)
 
 
 def test_function_reports_a_missing_secret_file_as_configuration_error(
-    env: pytest.MonkeyPatch, emu: Emulator, tmp_path: Path
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator, tmp_path: Path
 ) -> None:
-    env.delenv("WEBHOOK_SECRET")
-    env.setenv("WEBHOOK_SECRET_FILE", str(tmp_path / "absent"))
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    monkeypatch.setenv("WEBHOOK_SECRET_FILE", str(tmp_path / "absent"))
     body = event()
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 500
@@ -207,10 +199,10 @@ def test_one_malformed_secret_in_a_list_is_refused(monkeypatch: pytest.MonkeyPat
 
 
 def test_events_signed_with_any_configured_secret_are_accepted(
-    env: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
-    env.setenv("WEBHOOK_SECRET", NEW_SECRET)
-    env.setenv("WEBHOOK_SECRET_PREVIOUS", WEBHOOK_SECRET)
+    monkeypatch.setenv("WEBHOOK_SECRET", NEW_SECRET)
+    monkeypatch.setenv("WEBHOOK_SECRET_PREVIOUS", WEBHOOK_SECRET)
     client = make_client()
     for number, secret in enumerate((NEW_SECRET, WEBHOOK_SECRET)):
         body = event(id=f"deploy-rotation-{number}", instance_id=f"{number + 1:032x}in07")
@@ -232,10 +224,12 @@ def test_events_signed_with_any_configured_secret_are_accepted(
         assert event_calls[2] == "POST create"
 
 
-def test_bearer_tokens_rotate(env: pytest.MonkeyPatch, emu: Emulator) -> None:
-    env.delenv("WEBHOOK_SECRET")
-    env.setenv("WEBHOOK_TOKEN", "token-2026-new")
-    env.setenv("WEBHOOK_TOKEN_PREVIOUS", WEBHOOK_TOKEN)
+def test_bearer_tokens_rotate(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    monkeypatch.delenv("WEBHOOK_SECRET")
+    monkeypatch.setenv("WEBHOOK_TOKEN", "token-2026-new")
+    monkeypatch.setenv("WEBHOOK_TOKEN_PREVIOUS", WEBHOOK_TOKEN)
     client = make_client()
     for number, token in enumerate(("token-2026-new", WEBHOOK_TOKEN)):
         body = event(id=f"deploy-token-{number}", instance_id=f"{number + 1:032x}in07")
@@ -248,9 +242,9 @@ def test_bearer_tokens_rotate(env: pytest.MonkeyPatch, emu: Emulator) -> None:
 
 
 def test_callbacks_carry_one_signature_per_callback_secret(
-    env: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
-    env.setenv("CALLBACK_SECRET", f"{NEW_CALLBACK_SECRET}\n{CALLBACK_SECRET}")
+    monkeypatch.setenv("CALLBACK_SECRET", f"{NEW_CALLBACK_SECRET}\n{CALLBACK_SECRET}")
     with CallbackReceiver(CALLBACK_SECRET) as old, CallbackReceiver(NEW_CALLBACK_SECRET) as new:
         client = make_client()
         for number, receiver in enumerate((old, new)):
@@ -273,8 +267,10 @@ def test_callbacks_carry_one_signature_per_callback_secret(
 # Authorization: ALLOWED_INSTANCES
 
 
-def test_event_for_a_foreign_instance_is_403(env: pytest.MonkeyPatch, emu: Emulator) -> None:
-    env.setenv("ALLOWED_INSTANCES", f"{INSTANCE}, {OTHER_INSTANCE[:-2]}08")
+def test_event_for_a_foreign_instance_is_403(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    monkeypatch.setenv("ALLOWED_INSTANCES", f"{INSTANCE}, {OTHER_INSTANCE[:-2]}08")
     body = event(instance_id=OTHER_INSTANCE)
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 403
@@ -285,17 +281,19 @@ def test_event_for_a_foreign_instance_is_403(env: pytest.MonkeyPatch, emu: Emula
     assert emu.requests() == []
 
 
-def test_event_for_an_allowed_instance_passes(env: pytest.MonkeyPatch, emu: Emulator) -> None:
-    env.setenv("ALLOWED_INSTANCES", f"{OTHER_INSTANCE},{INSTANCE}")
+def test_event_for_an_allowed_instance_passes(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
+) -> None:
+    monkeypatch.setenv("ALLOWED_INSTANCES", f"{OTHER_INSTANCE},{INSTANCE}")
     body = event()
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 202, answer(response)
 
 
 def test_foreign_instance_with_a_refused_callback_is_refused_without_upstream(
-    env: pytest.MonkeyPatch, emu: Emulator
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, emu: Emulator
 ) -> None:
-    env.setenv("ALLOWED_INSTANCES", INSTANCE)
+    monkeypatch.setenv("ALLOWED_INSTANCES", INSTANCE)
     body = event(instance_id=OTHER_INSTANCE, callback_url="https://169.254.169.254/")
     response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code in (400, 403)

@@ -17,13 +17,12 @@ import httpx
 import pytest
 import trustme
 from flask.testing import FlaskClient
-from functions_framework import create_app
 
 from clients.callback import CallbackSender
 from clients.ssrf import AddressRefusedError, SsrfGuard, address_refusal
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET, PUBLIC_IP, ROOT, FakeDNS, event, function_env, sign
+from helpers import CALLBACK_SECRET, PUBLIC_IP, FakeDNS, SetEnv, event, make_client, sign
 
 PAYLOAD = {"type": "backup.started", "job_id": "e0fbbfc8-1ac4-4721-b9e9-7dd685c5bdd7"}
 
@@ -381,14 +380,6 @@ def test_a_receiver_that_drips_bytes_hits_the_whole_request_budget() -> None:
 # Through the webhook: refused before any backup
 
 
-@pytest.fixture
-def client(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
-    return cast(FlaskClient, app.test_client())
-
-
 @pytest.mark.parametrize(
     ("url", "rule"),
     [
@@ -416,14 +407,9 @@ def test_refused_callback_url_is_400_before_any_backup(
     assert emu.requests() == []
 
 
-def test_callback_url_setting_is_checked_too(
-    emu: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in function_env(emu.url).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CALLBACK_URL", "https://169.254.169.254/")
-    app = create_app(target="webhook", source=str(ROOT / "main.py"))  # type: ignore[no-untyped-call]
+def test_callback_url_setting_is_checked_too(set_env: SetEnv, emu: Emulator) -> None:
+    set_env(CALLBACK_URL="https://169.254.169.254/")
     body = event()
-    response = cast(FlaskClient, app.test_client()).post("/", data=body, headers=sign(body))
+    response = make_client().post("/", data=body, headers=sign(body))
     assert response.status_code == 400
     assert emu.requests() == []
