@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -47,6 +48,13 @@ def function_env(api_url: str) -> dict[str, str]:
         # set IDEMPOTENCY_WINDOW_DAYS themselves.
         "IDEMPOTENCY_WINDOW_DAYS": "3650",
     }
+
+
+def server_env(api_url: str, **overrides: str | None) -> dict[str, str]:
+    """A real server process's environment: this process's, ``function_env(api_url)`` and
+    ``overrides`` (``None`` leaves a name out, whatever this process has)."""
+    merged = {**os.environ, **function_env(api_url), **overrides}
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 def sign(

@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from _pytest.monkeypatch import MonkeyPatch
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from helpers import INSTANCE, SAMPLES, function_env, use_env
+from helpers import INSTANCE, SAMPLES
 from helpers import make_client as make_client
 from tools.invoke import fresh as fresh
 
@@ -36,16 +35,16 @@ GITLAB_SIGNING_TOKEN = "whsec_" + base64.b64encode(b"gitlab-signing-test-key-012
 STAGING = "5f2d9a4c8e7b4b1da3c60f9e2b7d1a84in07"
 TOPIC = "urn:smn:eu-de:0a1b2c3d4e5f60718293a4b5c6d7e8f9:predeploy-backup"
 SAMPLE_CALLBACK = "https://ci.example.com/hooks/backup"
-
-
 SMN_URL = "https://smn.eu-de.otc.t-systems.com"
 
 
 def source_settings(
     smn_url: str = SMN_URL, callback_url: str | None = None
 ) -> dict[str, str | None]:
-    """What the sources add to ``function_env`` (overrides for ``use_env``): every source's
-    secret, the instance map, the SMN endpoint; without ``callback_url``, no CALLBACK_URL at all.
+    """What the sources add to ``function_env``: every source's secret, the instance map, the
+    SMN endpoint; without ``callback_url``, no CALLBACK_URL at all (``None`` unsets it).
+
+    Overrides for ``set_env``/``env_fixture`` in a test, or ``server_env`` for a server process.
     """
     return {
         "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
@@ -56,22 +55,6 @@ def source_settings(
         "CALLBACK_URL": callback_url,
         "CALLBACK_RETRY_SECONDS": "0",  # one attempt: most tests here do not look at callbacks
     }
-
-
-def sources_env(api_url: str, smn_url: str, callback_url: str) -> dict[str, str]:
-    """``function_env`` plus ``source_settings``: a server process's environment."""
-    settings = source_settings(smn_url, callback_url)
-    return {**function_env(api_url), **{k: v for k, v in settings.items() if v is not None}}
-
-
-def use_sources_env(
-    monkeypatch: MonkeyPatch,
-    api_url: str,
-    smn_url: str = SMN_URL,
-    callback_url: str | None = None,
-) -> dict[str, str]:
-    """Set ``sources_env`` for this test; without ``callback_url``, no CALLBACK_URL at all."""
-    return use_env(monkeypatch, api_url, **source_settings(smn_url, callback_url))
 
 
 def github_signature(body: bytes, secret: str = GITHUB_SECRET) -> str:

@@ -9,7 +9,6 @@ the answer carries ``{"delivered": true|false}``; the receiver's status and erro
 from __future__ import annotations
 
 import json
-import os
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import backups_on, event, event_requests, function_env, sign
+from helpers import backups_on, event, event_requests, server_env, sign
 from tools.serve import free_port, function_server
 
 
@@ -33,12 +32,11 @@ def logfile() -> Iterator[Path]:
 @pytest.fixture
 def server(emu: Emulator, receiver: CallbackReceiver, logfile: Path) -> Iterator[str]:
     port = receiver.url.rsplit(":", 1)[1]
-    env = {
-        **os.environ,
-        **function_env(emu.url),
-        "CALLBACK_ALLOWED_HOSTS": f"127.0.0.1:{port}",
-        "CALLBACK_RETRY_SECONDS": "0",  # one attempt
-    }
+    env = server_env(
+        emu.url,
+        CALLBACK_ALLOWED_HOSTS=f"127.0.0.1:{port}",
+        CALLBACK_RETRY_SECONDS="0",  # one attempt
+    )
     with logfile.open("w") as log, function_server(env, log=log) as url:
         yield url
 
@@ -91,7 +89,7 @@ def test_receiver_status_and_error_stay_in_the_log(
 
 def test_bare_host_allows_every_port(emu: Emulator, receiver: CallbackReceiver) -> None:
     """What the docs say a bare host allows: any port (and path) of that host."""
-    env = {**os.environ, **function_env(emu.url), "CALLBACK_ALLOWED_HOSTS": "127.0.0.1"}
+    env = server_env(emu.url, CALLBACK_ALLOWED_HOSTS="127.0.0.1")
     closed = free_port()
     with function_server(env) as url:
         here = post(url, event(id="d-1", callback_url=receiver.url))
@@ -102,7 +100,7 @@ def test_bare_host_allows_every_port(emu: Emulator, receiver: CallbackReceiver) 
 
 
 def test_malformed_port_is_a_configuration_error(emu: Emulator) -> None:
-    env = {**os.environ, **function_env(emu.url), "CALLBACK_ALLOWED_HOSTS": "127.0.0.1:99999"}
+    env = server_env(emu.url, CALLBACK_ALLOWED_HOSTS="127.0.0.1:99999")
     with function_server(env) as url:
         response = post(url, event())
     assert response.status_code == 500

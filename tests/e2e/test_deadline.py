@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import threading
 import time
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from emulator import Emulator
-from helpers import INSTANCE, backups_on, event, function_env, sign
+from helpers import INSTANCE, backups_on, event, server_env, sign
 from tools.serve import function_server
 
 DEADLINE = 3.0
@@ -71,7 +70,7 @@ def hanging() -> Iterator[HangingReceiver]:
 def environment(emu: Emulator) -> dict[str, str]:
     # CALLBACK_TIMEOUT_SECONDS (5) and CALLBACK_RETRY_SECONDS (8) keep their defaults: both
     # are longer than the deadline, which is the point.
-    return {**os.environ, **function_env(emu.url), "DEADLINE_SECONDS": str(DEADLINE)}
+    return server_env(emu.url, DEADLINE_SECONDS=str(DEADLINE))
 
 
 @pytest.fixture

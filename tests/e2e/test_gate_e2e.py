@@ -27,7 +27,7 @@ from helpers import (
     WEBHOOK_TOKEN,
     backups_on,
     event_requests,
-    function_env,
+    server_env,
 )
 from tools.serve import free_port, function_server
 
@@ -118,7 +118,7 @@ def installed(
 
 @pytest.fixture
 def server(emu: Emulator) -> Iterator[str]:
-    env = {**os.environ, **function_env(emu.url), "WEBHOOK_TOKEN": WEBHOOK_TOKEN}
+    env = server_env(emu.url, WEBHOOK_TOKEN=WEBHOOK_TOKEN)
     with function_server(env) as url:
         yield url
 
@@ -301,7 +301,7 @@ def test_busy_function_exits_5_when_retry_after_passes_the_timeout(
     """The instance is busy (REBOOTING): the function answers 503 with Retry-After: 30; a
     retry that late would pass --timeout, so the client stops at once with 5."""
     emu.put_instance(INSTANCE, status="REBOOTING")
-    env = {**os.environ, **function_env(emu.url), "DEADLINE_SECONDS": "1"}
+    env = server_env(emu.url, DEADLINE_SECONDS="1")
     with function_server(env) as url:
         run = gate(
             installed, "--url", url, "--instance", INSTANCE, "--id", "d-4", "--timeout", "20"

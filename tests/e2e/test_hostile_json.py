@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from emulator import Emulator
-from helpers import INSTANCE, backups_on, event_requests, function_env, sign
+from helpers import INSTANCE, backups_on, event_requests, server_env, sign
 from tools.serve import function_server
 
 OTHER = f"{1:032x}in07"  # the emulator's second instance
@@ -46,13 +45,13 @@ def hostile(kind: str, instance: str = INSTANCE) -> tuple[bytes, str]:
 
 @pytest.fixture
 def webhook(emu: Emulator) -> Iterator[str]:
-    with function_server({**os.environ, **function_env(emu.url)}) as url:
+    with function_server(server_env(emu.url)) as url:
         yield url
 
 
 @pytest.fixture
 def event_entry(emu: Emulator) -> Iterator[str]:
-    env = {**os.environ, **function_env(emu.url), "CALLBACK_RETRY_SECONDS": "0"}
+    env = server_env(emu.url, CALLBACK_RETRY_SECONDS="0")
     with function_server(env, target="event") as url:
         yield url
 

@@ -18,7 +18,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from emulator import Emulator
-from helpers import INSTANCE, ROOT, WEBHOOK_SECRET, backups_on, function_env
+from helpers import INSTANCE, ROOT, WEBHOOK_SECRET, backups_on, server_env
 from tools import check_recipes
 from tools.serve import function_server
 
@@ -167,7 +167,7 @@ def test_docs_examples_are_valid_pipelines() -> None:
 
 @pytest.fixture
 def server(emu: Emulator) -> Iterator[str]:
-    with function_server({**os.environ, **function_env(emu.url)}) as url:
+    with function_server(server_env(emu.url)) as url:
         yield url
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import socket
 import subprocess
@@ -33,6 +32,7 @@ from helpers import (
     event,
     function_env,
     make_client,
+    server_env,
     sign,
 )
 
@@ -203,7 +203,7 @@ def server(
 ) -> Iterator[Any]:
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "function.log"
-    env = {**os.environ, **all_secrets_env(_emulator_process.url)}
+    env = server_env(_emulator_process.url, **MORE_SECRETS)
     with log.open("w") as sink:
         process = subprocess.Popen(
             [

@@ -9,7 +9,6 @@ its own fetch.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -18,7 +17,7 @@ import pytest
 
 from emulator import Emulator
 from emulator.requestlog import RequestRecord
-from helpers import event, function_env, sign, successful_creates
+from helpers import event, server_env, sign, successful_creates
 from tools.serve import LAUNCHERS, Launcher, function_server
 
 TOKENS = "/v3/auth/tokens"
@@ -39,7 +38,7 @@ def _wait_for(found: Callable[[], bool], seconds: float = 15.0) -> None:
 def test_the_token_is_fetched_at_start_once_and_the_first_event_reuses_it(
     emu: Emulator, launcher: Launcher
 ) -> None:
-    with function_server({**os.environ, **function_env(emu.url)}, launcher=launcher) as url:
+    with function_server(server_env(emu.url), launcher=launcher) as url:
         # No event has been sent: whatever reached the emulator is the prefetch's.
         _wait_for(lambda: any(r.method == "HEAD" for r in emu.requests()))
         before = emu.requests()
@@ -59,7 +58,7 @@ def test_the_token_is_fetched_at_start_once_and_the_first_event_reuses_it(
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_a_failed_prefetch_does_not_fail_the_first_event(emu: Emulator, launcher: Launcher) -> None:
     emu.inject("issue_token", status=503, error_msg="IAM is down for a moment", times=1)
-    with function_server({**os.environ, **function_env(emu.url)}, launcher=launcher) as url:
+    with function_server(server_env(emu.url), launcher=launcher) as url:
         _wait_for(lambda: [r.status for r in _tokens(emu)] == [503])
         _wait_for(lambda: any(r.method == "HEAD" for r in emu.requests()))
         body = event()

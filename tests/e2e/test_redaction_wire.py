@@ -6,7 +6,6 @@ gateway that quotes what it refused does.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from emulator import Emulator, EmulatorConfig
-from helpers import event, function_env, sign
+from helpers import event, server_env, sign
 from tools.serve import function_server
 
 CONFIG = EmulatorConfig()
@@ -54,7 +53,7 @@ def test_iam_token_echoed_by_the_api_is_redacted(
     emu: Emulator, logfile: Path, message: str
 ) -> None:
     create_fails_echoing(emu, message)
-    env = {**os.environ, **function_env(emu.url)}
+    env = server_env(emu.url)
     with logfile.open("w") as log, function_server(env, log=log) as url:
         body = event()
         response = httpx.post(url, content=body, headers=sign(body), timeout=15)
@@ -70,7 +69,7 @@ def test_iam_token_echoed_by_the_api_is_redacted(
 
 def test_aksk_authorization_echoed_by_the_api_is_redacted(emu: Emulator, logfile: Path) -> None:
     create_fails_echoing(emu, "Signature check failed for {header:authorization}")
-    env = {**os.environ, **function_env(emu.url)}
+    env = server_env(emu.url)
     del env["OS_PASSWORD"], env["OS_USERNAME"]
     env.update(OS_ACCESS_KEY=CONFIG.access_key, OS_SECRET_KEY=CONFIG.secret_key)
     with logfile.open("w") as log, function_server(env, log=log) as url:
@@ -89,7 +88,7 @@ def test_bearer_token_quoted_by_upstream_is_redacted(emu: Emulator, logfile: Pat
     """A credential the function never saw (another system's): redacted by its shape."""
     foreign = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2lnbmF0dXJl"
     create_fails_echoing(emu, f"upstream said: {foreign}")
-    env = {**os.environ, **function_env(emu.url)}
+    env = server_env(emu.url)
     with logfile.open("w") as log, function_server(env, log=log) as url:
         body = event()
         response = httpx.post(url, content=body, headers=sign(body), timeout=15)

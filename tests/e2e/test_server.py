@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,13 +11,13 @@ import pytest
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET, ROOT, event, event_requests, function_env, sign
+from helpers import CALLBACK_SECRET, ROOT, creates, event, event_requests, server_env, sign
 from tools.serve import function_server
 
 
 @pytest.fixture
 def server(emu: Emulator) -> Iterator[str]:
-    with function_server({**os.environ, **function_env(emu.url)}) as url:
+    with function_server(server_env(emu.url)) as url:
         yield url
 
 
@@ -30,8 +29,7 @@ def test_real_server_creates_backup_and_calls_back(server: str, emu: Emulator) -
         (callback,) = receiver.wait_for(1)
     assert callback.verified
     assert callback.payload["job_id"] == response.json()["job_id"]
-    creates = [r for r in emu.requests() if r.path.endswith("/backups/create")]
-    assert len(creates) == 1
+    assert len(creates(emu)) == 1
 
 
 def test_real_server_refuses_forged_event(server: str, emu: Emulator) -> None:

@@ -6,7 +6,6 @@ exist, whether the poller authenticates with the bearer token or with a signatur
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from emulator import Emulator
-from helpers import INSTANCE, PROJECT_ID, WEBHOOK_TOKEN, function_env, sign
+from helpers import INSTANCE, PROJECT_ID, WEBHOOK_TOKEN, server_env, sign
 from tools.serve import function_server
 
 OTHER = f"{1:032x}in07"  # the emulator's second instance, not in ALLOWED_INSTANCES
@@ -22,12 +21,7 @@ OTHER = f"{1:032x}in07"  # the emulator's second instance, not in ALLOWED_INSTAN
 
 @pytest.fixture
 def server(emu: Emulator) -> Iterator[str]:
-    env = {
-        **os.environ,
-        **function_env(emu.url),
-        "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-        "ALLOWED_INSTANCES": INSTANCE,
-    }
+    env = server_env(emu.url, WEBHOOK_TOKEN=WEBHOOK_TOKEN, ALLOWED_INSTANCES=INSTANCE)
     with function_server(env) as url:
         yield url
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,8 +25,10 @@ from helpers import (
     INSTANCE,
     WEBHOOK_SECRET,
     WEBHOOK_TOKEN,
+    SetEnv,
     backups_on,
     event_requests,
+    server_env,
     sign,
     successful_creates,
 )
@@ -40,36 +41,34 @@ from senders import (
     github_signature,
     make_client,
     sample,
-    sources_env,
-    use_sources_env,
+    source_settings,
 )
 from tools.serve import function_server
 
 ROTATED = {"Idempotency-Key", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID", "X-GitHub-Delivery"}
 
 
-def server_env(api_url: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, **sources_env(api_url, "https://smn.eu-de.otc.t-systems.com", "")}
-    env.pop("CALLBACK_URL")
-    env["WEBHOOK_TOKEN"] = WEBHOOK_TOKEN
-    return {**env, **extra}
+def sources_server_env(api_url: str, **extra: str) -> dict[str, str]:
+    return server_env(api_url, **{**source_settings(), "WEBHOOK_TOKEN": WEBHOOK_TOKEN, **extra})
 
 
 @pytest.fixture(scope="module")
 def web(_emulator_process: Emulator) -> Iterator[str]:
-    with function_server(server_env(_emulator_process.url)) as url:
+    with function_server(sources_server_env(_emulator_process.url)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def queue(_emulator_process: Emulator) -> Iterator[str]:
-    with function_server(server_env(_emulator_process.url), target="event") as url:
+    with function_server(sources_server_env(_emulator_process.url), target="event") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def signed_gitlab(_emulator_process: Emulator) -> Iterator[str]:
-    env = server_env(_emulator_process.url, GITLAB_WEBHOOK_SIGNING_TOKEN=GITLAB_SIGNING_TOKEN)
+    env = sources_server_env(
+        _emulator_process.url, GITLAB_WEBHOOK_SIGNING_TOKEN=GITLAB_SIGNING_TOKEN
+    )
     with function_server(env) as url:
         yield url
 
@@ -113,9 +112,9 @@ def test_github_replay_under_new_delivery_ids_gets_the_first_backup(
 
 
 def test_unsigned_delivery_id_goes_to_the_log_only(
-    emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    emu: Emulator, set_env: SetEnv, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_sources_env(monkeypatch, emu.url)
+    set_env(**source_settings())
     body, headers = sample("github-deployment")
     headers = {**headers, "X-Hub-Signature-256": github_signature(body)}
     client = make_client("webhook")
@@ -181,13 +180,11 @@ def test_binary_cloudevent_on_webhook_is_refused_with_a_hint(web: str, emu: Emul
 
 
 def test_unsigned_webhook_id_is_not_the_key_with_a_bearer_token(
-    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    emu: Emulator, set_env: SetEnv
 ) -> None:
     """With only WEBHOOK_TOKEN configured, a webhook-id header is signed by nothing: without an
     id in the body, the body's hash is the key."""
-    use_sources_env(monkeypatch, emu.url)
-    monkeypatch.delenv("WEBHOOK_SECRET")
-    monkeypatch.setenv("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+    set_env(**source_settings(), WEBHOOK_SECRET=None, WEBHOOK_TOKEN=WEBHOOK_TOKEN)
     client = make_client("webhook")
     body = json.dumps({"event": "pre-deploy", "instance_id": INSTANCE}).encode()
     answers = [
@@ -388,8 +385,8 @@ def test_ordinary_ids_stay_readable(web: str, emu: Emulator) -> None:
 
 
 @pytest.fixture
-def settings(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
-    use_sources_env(monkeypatch, emu.url)
+def settings(set_env: SetEnv) -> Any:
+    set_env(**source_settings())
     return load_settings()
 
 

@@ -11,7 +11,6 @@ attribute (``ce-time``, CloudEvents 1.0 binary mode, events/samples/cloudevents-
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,27 +19,25 @@ import pytest
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import event_requests
-from senders import github_signature, sample, sources_env
+from helpers import event_requests, server_env
+from senders import github_signature, sample, source_settings
 from tools.serve import function_server
 
 
-def server_env(api_url: str) -> dict[str, str]:
-    env = {**os.environ, **sources_env(api_url, "https://smn.eu-de.otc.t-systems.com", "")}
-    env.pop("CALLBACK_URL")
-    env["IDEMPOTENCY_WINDOW_DAYS"] = "7"  # the default, whatever the test environment says
-    return env
+def sources_server_env(api_url: str) -> dict[str, str]:
+    # IDEMPOTENCY_WINDOW_DAYS: the default, whatever the test environment says
+    return server_env(api_url, **source_settings(), IDEMPOTENCY_WINDOW_DAYS="7")
 
 
 @pytest.fixture(scope="module")
 def web(_emulator_process: Emulator) -> Iterator[str]:
-    with function_server(server_env(_emulator_process.url)) as url:
+    with function_server(sources_server_env(_emulator_process.url)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def queue(_emulator_process: Emulator) -> Iterator[str]:
-    with function_server(server_env(_emulator_process.url), target="event") as url:
+    with function_server(sources_server_env(_emulator_process.url), target="event") as url:
         yield url
 
 

@@ -19,6 +19,7 @@ from emulator.receiver import CallbackReceiver
 from helpers import (
     INSTANCE,
     backups_on,
+    creates,
     deliver,
     env_fixture,
     event,
@@ -137,8 +138,7 @@ def test_permanent_fault_is_not_retried(
 
     assert response.status_code == status
     assert js(response)["error_code"] == fault["error_code"]
-    attempts = [r for r in emu.requests() if r.path.endswith("/backups/create")]
-    assert len(attempts) == 1
+    assert len(creates(emu)) == 1
     assert backups_on(emu) == []
 
 

@@ -9,7 +9,7 @@ import time
 from flask.testing import FlaskClient
 
 from emulator import Emulator
-from helpers import INSTANCE, SetEnv, deliver, env_fixture, event, js, make_client, sign
+from helpers import INSTANCE, SetEnv, creates, deliver, env_fixture, event, js, make_client, sign
 
 env = env_fixture(POLL_INTERVAL_SECONDS="0.05")
 
@@ -62,7 +62,7 @@ def test_resending_the_event_polls_until_succeeded(client: FlaskClient, emu: Emu
         time.sleep(0.1)
     assert js(again)["status"] == "SUCCEEDED"
     assert js(again)["backup"]["id"] == js(first)["backup"]["id"]
-    assert sum(1 for r in emu.requests() if r.path.endswith("/backups/create")) == 1
+    assert len(creates(emu)) == 1
 
 
 def test_status_endpoint_carries_status_url(client: FlaskClient, emu: Emulator) -> None:

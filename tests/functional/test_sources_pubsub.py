@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from config import load_settings
 from emulator import Emulator
 from events import pubsub
-from helpers import INSTANCE, client_fixture, env_fixture
+from helpers import INSTANCE, client_fixture, creates, env_fixture
 from models import Trigger
 from senders import make_client, sample, source_settings
 
@@ -217,7 +217,7 @@ def test_unwrapped_without_metadata_is_keyed_on_the_event_id(
     assert response.get_json()["results"][0]["outcome"] == "started"
     again = client.post("/", data=event(), headers=UNWRAPPED)  # a redelivery: no second backup
     assert again.get_json()["results"][0]["outcome"] == "exists"
-    assert len([r for r in emu.requests() if r.path.endswith("/backups/create")]) == 1
+    assert len(creates(emu)) == 1
     headers = {k.lower(): v for k, v in UNWRAPPED.items()}
     (trigger,) = pubsub.parse(headers, event().encode(), load_settings()).records
     assert isinstance(trigger, Trigger)

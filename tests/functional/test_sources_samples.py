@@ -17,7 +17,7 @@ import pytest
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET, sign
+from helpers import CALLBACK_SECRET, SetEnv, creates, sign
 from senders import (
     GITLAB_TOKEN,
     SAMPLE_CALLBACK,
@@ -30,7 +30,7 @@ from senders import (
     sample,
     sample_names,
     smn_endpoint,
-    sources_env,
+    source_settings,
 )
 
 Prepare = Callable[[dict[str, Any], dict[str, str], SmnEndpoint], tuple[bytes, dict[str, str]]]
@@ -119,14 +119,13 @@ def receiver(_receiver: CallbackReceiver) -> CallbackReceiver:
 
 @pytest.mark.parametrize("name", sample_names())
 def test_sample_makes_its_backups_and_callbacks(
-    name: str, emu: Emulator, receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch
+    name: str, emu: Emulator, receiver: CallbackReceiver, set_env: SetEnv
 ) -> None:
     case = CASES[name]
     emu.put_instance(STAGING)
     callback = receiver.url + "/hooks/backup"
     with smn_endpoint() as smn:
-        for variable, value in sources_env(emu.url, smn.url, callback).items():
-            monkeypatch.setenv(variable, value)
+        set_env(**source_settings(smn.url, callback))
         raw, headers = sample(name, callback=None)
         document = fresh(retarget(json.loads(raw), SAMPLE_CALLBACK, callback))
         body, headers = case.prepare(document, fresh(headers), smn)
@@ -137,8 +136,7 @@ def test_sample_makes_its_backups_and_callbacks(
     answer = response.get_json()
     job_ids = sorted(_job_ids(answer))
     assert len(job_ids) == case.backups, answer
-    creates = [r for r in emu.requests() if r.path.endswith("/backups/create")]
-    assert len(creates) == case.backups
+    assert len(creates(emu)) == case.backups
     callbacks = receiver.wait_for(case.backups)
     assert all(c.verified for c in callbacks)
     assert sorted(c.payload["job_id"] for c in callbacks) == job_ids

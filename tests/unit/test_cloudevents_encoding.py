@@ -8,7 +8,6 @@ Events are made with the CloudEvents SDK (``cloudevents.conversion.to_binary`` a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,8 +18,8 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
 from emulator import Emulator
-from helpers import INSTANCE, event_requests, successful_creates
-from senders import sources_env
+from helpers import INSTANCE, event_requests, server_env, successful_creates
+from senders import source_settings
 from tools.serve import function_server
 
 SOURCE = "pipeline 31877 Ä658a"
@@ -35,8 +34,7 @@ DATA = {"event": "pre-deploy", "instance_id": INSTANCE}  # no id: the key is sou
 
 @pytest.fixture(scope="module")
 def queue(_emulator_process: Emulator) -> Iterator[str]:
-    env = {**os.environ, **sources_env(_emulator_process.url, "https://smn.example", "")}
-    env.pop("CALLBACK_URL")
+    env = server_env(_emulator_process.url, **source_settings("https://smn.example"))
     with function_server(env, target="event") as url:
         yield url
 

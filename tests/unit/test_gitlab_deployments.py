@@ -9,7 +9,6 @@ was never started. Each test says which fields it changes.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +18,8 @@ import httpx
 import pytest
 
 from emulator import Emulator
-from helpers import event_requests, successful_creates
-from senders import GITLAB_TOKEN, STAGING, sources_env
+from helpers import event_requests, server_env, successful_creates
+from senders import GITLAB_TOKEN, STAGING, source_settings
 from tools.serve import function_server
 
 PAYLOADS = Path(__file__).parent.parent / "payloads" / "gitlab"
@@ -28,9 +27,11 @@ PAYLOADS = Path(__file__).parent.parent / "payloads" / "gitlab"
 
 @pytest.fixture(scope="module")
 def web(_emulator_process: Emulator) -> Iterator[str]:
-    env = {**os.environ, **sources_env(_emulator_process.url, "https://smn.example", "")}
-    env["IDEMPOTENCY_WINDOW_DAYS"] = "7"  # the default: these payloads are moved to now
-    env.pop("CALLBACK_URL")
+    env = server_env(
+        _emulator_process.url,
+        **source_settings("https://smn.example"),
+        IDEMPOTENCY_WINDOW_DAYS="7",  # the default: these payloads are moved to now
+    )
     with function_server(env) as url:
         yield url
 
