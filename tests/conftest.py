@@ -22,7 +22,14 @@ import pytest
 
 from emulator import Emulator, EmulatorConfig
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET, SetEnv, client_fixture, env_fixture, use_env
+from helpers import (
+    CALLBACK_SECRET,
+    SetEnv,
+    clear_settings,
+    client_fixture,
+    env_fixture,
+    use_env,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +50,23 @@ def receiver() -> Iterator[CallbackReceiver]:
     """A callback receiver on 127.0.0.1 that verifies with ``CALLBACK_SECRET``."""
     with CallbackReceiver(CALLBACK_SECRET) as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="module")
+def _module_receiver() -> Iterator[CallbackReceiver]:
+    """For ``helpers.receiver_per_module``: one receiver for a whole module."""
+    with CallbackReceiver(CALLBACK_SECRET) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No configuration at all, whatever the developer's shell exports (``helpers.clear_settings``).
+
+    A module whose every test starts from nothing says
+    ``pytestmark = pytest.mark.usefixtures("bare_env")``.
+    """
+    clear_settings(monkeypatch)
 
 
 @pytest.fixture

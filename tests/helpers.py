@@ -18,7 +18,9 @@ from functions_framework import create_app
 from standardwebhooks import Webhook
 from werkzeug.test import TestResponse
 
+from config import SECRET_FILE_FIELDS, Settings
 from emulator import Emulator
+from emulator.receiver import CallbackReceiver
 from emulator.requestlog import RequestRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +155,27 @@ class FakeDNS:
         return [ipaddress.ip_address(a) for a in answer[min(seen, len(answer) - 1)]]
 
 
+def config_variables() -> list[str]:
+    """Every variable the settings read: the fields, the alias, the secrets' ``_FILE`` twins."""
+    names = {name.upper() for name in Settings.model_fields} | {"OS_DOMAIN_NAME"}
+    return sorted(names | {f"{name.upper()}_FILE" for name in SECRET_FILE_FIELDS})
+
+
+def clear_settings(monkeypatch: MonkeyPatch, **values: str) -> None:
+    """Exactly ``values`` for this test: every other variable the settings read is unset,
+    whatever the developer's shell exports."""
+    for name in config_variables():
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def bare_settings(monkeypatch: MonkeyPatch, **values: str) -> Settings:
+    """Settings read from exactly ``values`` (``clear_settings``)."""
+    clear_settings(monkeypatch, **values)
+    return Settings()
+
+
 def use_env(monkeypatch: MonkeyPatch, api_url: str, **overrides: str | None) -> dict[str, str]:
     """Set ``function_env(api_url)`` with ``overrides`` for this test; returns what was set.
 
@@ -186,6 +209,19 @@ def env_fixture(**overrides: str | None) -> FixtureFunctionDefinition:
         return set_env(**overrides)
 
     return env
+
+
+def receiver_per_module() -> FixtureFunctionDefinition:
+    """A ``receiver`` fixture sharing one receiver per module (stopping one takes a while),
+    emptied for each test: ``receiver = receiver_per_module()`` at module level."""
+
+    @pytest.fixture(name="receiver")
+    def receiver(_module_receiver: CallbackReceiver) -> CallbackReceiver:
+        _module_receiver.clear()
+        _module_receiver.status = 200
+        return _module_receiver
+
+    return receiver
 
 
 def client_fixture(target: str = "webhook") -> FixtureFunctionDefinition:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from config import Settings
 from emulator import Emulator
 from health import INBOUND_SECRETS, missing_settings
-from helpers import WEBHOOK_SECRET, function_env, make_client
+from helpers import WEBHOOK_SECRET, bare_settings, function_env, make_client
 
 IAM_PASSWORD = [
     "OS_USERNAME",
@@ -18,21 +17,7 @@ IAM_PASSWORD = [
 ANY_INBOUND_SECRET = " or ".join(INBOUND_SECRETS)
 
 
-def config_variables() -> list[str]:
-    """Every variable the settings read, aliases included."""
-    names = {name.upper() for name in Settings.model_fields}
-    return sorted(names | {"OS_DOMAIN_NAME"})
-
-
-@pytest.fixture
-def bare_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No configuration at all, whatever the developer's shell exports."""
-    for name in config_variables():
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
-
-
-def test_healthz_answers_without_any_configuration(bare_env: pytest.MonkeyPatch) -> None:
+def test_healthz_answers_without_any_configuration(bare_env: None) -> None:
     response = make_client().get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
@@ -53,7 +38,7 @@ def test_readyz_when_configured(env: dict[str, str], emu: Emulator) -> None:
     assert response.get_json() == {"status": "ready"}
 
 
-def test_readyz_names_every_missing_variable(bare_env: pytest.MonkeyPatch) -> None:
+def test_readyz_names_every_missing_variable(bare_env: None) -> None:
     response = make_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json() == {
@@ -62,9 +47,9 @@ def test_readyz_names_every_missing_variable(bare_env: pytest.MonkeyPatch) -> No
     }
 
 
-def test_readyz_never_shows_values(bare_env: pytest.MonkeyPatch) -> None:
-    bare_env.setenv("OS_PASSWORD", "very-secret-password")
-    bare_env.setenv("WEBHOOK_TOKEN", "very-secret-token")
+def test_readyz_never_shows_values(bare_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OS_PASSWORD", "very-secret-password")
+    monkeypatch.setenv("WEBHOOK_TOKEN", "very-secret-token")
     response = make_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["missing"] == [
@@ -75,8 +60,10 @@ def test_readyz_never_shows_values(bare_env: pytest.MonkeyPatch) -> None:
     assert "very-secret" not in response.get_data(as_text=True)
 
 
-def test_readyz_reports_an_invalid_setting_by_name(bare_env: pytest.MonkeyPatch) -> None:
-    bare_env.setenv("WEBHOOK_SECRET", "whsec_tooshort-value")
+def test_readyz_reports_an_invalid_setting_by_name(
+    bare_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "whsec_tooshort-value")
     response = make_client().get("/readyz")
     assert response.status_code == 503
     body = response.get_json()
@@ -85,7 +72,7 @@ def test_readyz_reports_an_invalid_setting_by_name(bare_env: pytest.MonkeyPatch)
     assert "tooshort-value" not in response.get_data(as_text=True)
 
 
-def test_other_get_paths(bare_env: pytest.MonkeyPatch) -> None:
+def test_other_get_paths(bare_env: None) -> None:
     client = make_client()
     for path in ("/", "/health", "/healthz/x"):
         response = client.get(path)
@@ -96,20 +83,12 @@ def test_other_get_paths(bare_env: pytest.MonkeyPatch) -> None:
     assert client.put("/healthz").status_code == 405
 
 
-def settings_from(monkeypatch: pytest.MonkeyPatch, **values: str) -> Settings:
-    for name in config_variables():
-        monkeypatch.delenv(name, raising=False)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return Settings()
-
-
 def test_aksk_credentials_need_both_keys_and_the_project_id(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = settings_from(monkeypatch, OS_ACCESS_KEY="AK123", WEBHOOK_SECRET=WEBHOOK_SECRET)
+    settings = bare_settings(monkeypatch, OS_ACCESS_KEY="AK123", WEBHOOK_SECRET=WEBHOOK_SECRET)
     assert missing_settings(settings) == ["OS_SECRET_KEY", "OS_PROJECT_ID"]
-    settings = settings_from(
+    settings = bare_settings(
         monkeypatch,
         OS_ACCESS_KEY="AK123",
         OS_SECRET_KEY="SK456",
@@ -120,7 +99,7 @@ def test_aksk_credentials_need_both_keys_and_the_project_id(
 
 
 def test_project_name_is_enough_for_password_auth(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_from(
+    settings = bare_settings(
         monkeypatch,
         OS_USERNAME="demo",
         OS_PASSWORD="pw",
@@ -136,5 +115,5 @@ def test_callback_url_without_callback_secret_is_incomplete(
 ) -> None:
     env = function_env("http://127.0.0.1:9")
     del env["CALLBACK_SECRET"]
-    settings = settings_from(monkeypatch, **env, CALLBACK_URL="https://ci.example.com/hook")
+    settings = bare_settings(monkeypatch, **env, CALLBACK_URL="https://ci.example.com/hook")
     assert missing_settings(settings) == ["CALLBACK_SECRET"]

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from standardwebhooks import Webhook
 
-from config import SECRET_FILE_FIELDS, Settings, load_settings
+from config import SECRET_FILE_FIELDS, load_settings
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
 from errors import ConfigurationError
@@ -30,12 +30,7 @@ STRANGER = "whsec_" + base64.b64encode(b"nobody-configured-this-secret-01").deco
 OTHER_INSTANCE = "0123456789abcdef0123456789abcdefin07"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [*Settings.model_fields, "OS_DOMAIN_NAME"]:
-        monkeypatch.delenv(name.upper(), raising=False)
-    for name in SECRET_FILE_FIELDS:
-        monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
+pytestmark = pytest.mark.usefixtures("bare_env")
 
 
 def answer(response: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,15 @@ from config import load_settings
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
 from events import cloudevents
-from helpers import CALLBACK_SECRET, INSTANCE, WEBHOOK_TOKEN, SetEnv, client_fixture, creates, sign
+from helpers import (
+    INSTANCE,
+    WEBHOOK_TOKEN,
+    SetEnv,
+    client_fixture,
+    creates,
+    receiver_per_module,
+    sign,
+)
 from models import Trigger
 from senders import STAGING, make_client, sample, source_settings
 
@@ -23,18 +30,7 @@ SOURCE = "https://ci.example.com/acme/shop/pipelines/31877"
 OTHER = "0123456789abcdef0123456789abcdefin07"
 
 
-@pytest.fixture(scope="module")
-def _receiver() -> Iterator[CallbackReceiver]:
-    with CallbackReceiver(CALLBACK_SECRET) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def receiver(_receiver: CallbackReceiver) -> CallbackReceiver:
-    """One receiver per module (stopping one takes a while), emptied for each test."""
-    _receiver.clear()
-    _receiver.status = 200
-    return _receiver
+receiver = receiver_per_module()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ import pytest
 
 from emulator import Emulator
 from emulator.receiver import CallbackReceiver
-from helpers import CALLBACK_SECRET, SetEnv, creates, sign
+from helpers import SetEnv, creates, receiver_per_module, sign
 from senders import (
     GITLAB_TOKEN,
     SAMPLE_CALLBACK,
@@ -103,18 +103,7 @@ def test_every_sample_has_a_case() -> None:
     assert sorted(CASES) == sample_names()
 
 
-@pytest.fixture(scope="module")
-def _receiver() -> Iterator[CallbackReceiver]:
-    with CallbackReceiver(CALLBACK_SECRET) as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def receiver(_receiver: CallbackReceiver) -> CallbackReceiver:
-    """One receiver per module (stopping one takes a while), emptied for each test."""
-    _receiver.clear()
-    _receiver.status = 200
-    return _receiver
+receiver = receiver_per_module()
 
 
 @pytest.mark.parametrize("name", sample_names())

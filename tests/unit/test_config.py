@@ -10,13 +10,7 @@ from config import SECRET_FILE_FIELDS, Settings, load_settings
 from errors import ConfigurationError
 from helpers import CALLBACK_SECRET, ROOT, WEBHOOK_SECRET
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [*list(Settings.model_fields), "OS_DOMAIN_NAME"]:
-        monkeypatch.delenv(name.upper(), raising=False)
-    for name in SECRET_FILE_FIELDS:
-        monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
+pytestmark = pytest.mark.usefixtures("bare_env")
 
 
 def test_defaults_point_at_otc_eu_de() -> None:

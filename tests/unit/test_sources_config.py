@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from config import DEFAULT_EVENT_TYPES, Settings, load_settings
+from config import DEFAULT_EVENT_TYPES, load_settings
 from errors import ConfigurationError
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [*list(Settings.model_fields), "OS_DOMAIN_NAME"]:
-        monkeypatch.delenv(name.upper(), raising=False)
+pytestmark = pytest.mark.usefixtures("bare_env")
 
 
 def test_defaults() -> None:

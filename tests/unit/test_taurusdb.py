@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from clients.taurusdb import BAD_RESPONSE, USER_AGENT, TaurusDBClient
 from config import Settings
 from emulator import Emulator
 from errors import ApiError, ConfigurationError, UpstreamUnavailableError
+from helpers import bare_settings
 from models import (
     BackupPage,
     BackupStatus,
@@ -31,22 +33,6 @@ OTHER_INSTANCES = [f"{i:032x}in07" for i in range(1, 10)]
 UNKNOWN_INSTANCE = "ffffffffffffffffffffffffffffffffin07"
 TOKEN_PATH = "/v3/auth/tokens"
 
-_ENV_NAMES = (
-    "OS_AUTH_URL",
-    "OS_USERNAME",
-    "OS_PASSWORD",
-    "OS_USER_DOMAIN_NAME",
-    "OS_DOMAIN_NAME",
-    "OS_PROJECT_ID",
-    "OS_PROJECT_NAME",
-    "OS_REGION_NAME",
-    "OS_ACCESS_KEY",
-    "OS_SECRET_KEY",
-    "OS_SECURITY_TOKEN",
-    "GAUSSDB_ENDPOINT",
-    "API_TIMEOUT_SECONDS",
-)
-
 SettingsFactory = Callable[..., Settings]
 
 
@@ -54,14 +40,7 @@ SettingsFactory = Callable[..., Settings]
 def make_settings(monkeypatch: pytest.MonkeyPatch) -> SettingsFactory:
     """Settings read from exactly the given environment variables (nothing inherited)."""
 
-    def make(**env: str) -> Settings:
-        for name in _ENV_NAMES:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        return Settings()
-
-    return make
+    return partial(bare_settings, monkeypatch)
 
 
 def password_env(emu: Emulator, **overrides: str) -> dict[str, str]:
