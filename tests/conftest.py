@@ -9,8 +9,10 @@ of them share (the environment, the app's client, signing, the emulator's record
 The function's environment and its client are fixtures here, built by factories in
 ``helpers.py``: ``env`` (``helpers.function_env`` for the emulator), ``client`` (the webhook
 entry point's app, made after ``env``) and ``set_env`` (the same environment with overrides, in a
-test). A module that needs other settings for all its tests says so in one line,
-``env = env_fixture(RETENTION_KEEP="2")`` or ``client = client_fixture("event")``.
+test; ``None`` unsets a name). A module that needs other settings for all its tests says so in
+one line, ``env = env_fixture(RETENTION_KEEP="2")`` or ``client = client_fixture("event")``;
+one that needs more (instances, a receiver) writes its ``env`` on ``set_env``. ``bare_env`` is
+no configuration at all. A real server process gets ``helpers.server_env(emu.url, ...)``.
 """
 
 from __future__ import annotations

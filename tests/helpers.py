@@ -1,4 +1,5 @@
-"""Test helpers: secrets, signing the way a sender does, the function's environment."""
+"""Test helpers: secrets, signing the way a sender does, the function's environment (and the
+factories of conftest.py's fixtures), the app's client, the emulator's records."""
 
 from __future__ import annotations
 
@@ -243,15 +244,15 @@ def deliver(client: FlaskClient, body: bytes) -> TestResponse:
     return client.post("/", data=body, headers=sign(body))
 
 
-def create_requests(emu: Emulator) -> list[RequestRecord]:
+def _create_requests(emu: Emulator) -> list[RequestRecord]:
     return [r for r in emu.requests() if r.path.endswith("/backups/create")]
 
 
 def creates(emu: Emulator) -> list[dict[str, Any]]:
     """The bodies of the create requests the emulator received, in order (``len()`` counts)."""
-    return [r.body for r in create_requests(emu)]
+    return [r.body for r in _create_requests(emu)]
 
 
 def successful_creates(emu: Emulator) -> int:
     """How many of those creates the API accepted (201): a refused or failed one is not a backup."""
-    return sum(1 for r in create_requests(emu) if r.status == 201)
+    return sum(1 for r in _create_requests(emu) if r.status == 201)
