@@ -18,11 +18,11 @@ import flask
 
 import logs
 from errors import PredeployError
-from events.base import Note, Record
+from events.base import Record
 from handlers import polling
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome
 from handlers.records import RecordOutcome
-from models import Trigger
+from models import Note, Trigger
 
 __all__ = [
     "Answer",

@@ -26,7 +26,6 @@ from pydantic import BaseModel, ValidationError
 import logs
 from clients import http
 from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
-from clients.http11 import default_transport
 from clients.retry import request_timeout
 from config import AkSkCredentials, Settings
 from errors import BAD_RESPONSE, ApiError, UpstreamUnavailableError
@@ -133,7 +132,7 @@ class TaurusDBClient:
             timeout_seconds=timeout,
             base_url=endpoint.rstrip("/"),
             auth=auth,
-            transport=transport or default_transport(),
+            transport=transport,
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
