@@ -34,7 +34,6 @@ from typing import Literal, TypeVar
 
 from clients.callback import CallbackDelivery, CallbackSender
 from clients.retry import Deadline, is_busy, is_retryable, retrying, within
-from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings
 from errors import (
@@ -50,6 +49,7 @@ from handlers.naming import backup_name_for, description_for, identities
 from handlers.notify import notify
 from handlers.precheck import require_active
 from handlers.retention import RetentionReport
+from handlers.services import Services
 from handlers.window import Window, backups_in, window_for
 from models import Backup, BackupListItem, BackupStatus, CreateBackupRequest, Instance, Trigger
 
@@ -57,7 +57,6 @@ __all__ = [
     "BackupOutcome",
     "DryRunOutcome",
     "Final",
-    "Services",
     "TriggerOutcome",
     "check",
     "handle",
@@ -72,17 +71,6 @@ _FINAL_CALLBACK: dict[Final, str] = {
     "FAILED": "backup.failed",
     "TIMED_OUT": "backup.timed_out",
 }
-
-
-@dataclass(frozen=True)
-class Services:
-    """What a handler may use; built once per process by ``main.py``."""
-
-    settings: Settings
-    taurusdb: TaurusDBClient
-    callbacks: CallbackSender
-    smn: SmnClient | None = None
-    """Confirms SMN subscriptions; ``None`` where no SMN message can arrive."""
 
 
 @dataclass(frozen=True)
