@@ -186,20 +186,6 @@ def _start(
         backup, job_id, created = _ensure_backup(
             trigger, request, services.taurusdb, deadline, window, settings.secret_values()
         )
-    if created:  # the job ID, logged as soon as it exists (the outcome line comes at the end)
-        _log.info(
-            "backup started",
-            extra={
-                "fields": {
-                    "source": trigger.source,
-                    "trigger_id": trigger.trigger_id,
-                    "instance_id": trigger.instance_id,
-                    "backup_id": backup.id,
-                    "backup_name": backup.name,
-                    "job_id": job_id,
-                }
-            },
-        )
     callbacks: dict[str, CallbackDelivery] = {}
     if callback_url is not None:
         # Its share of what is left: the triggers after it still need time for theirs.
@@ -227,6 +213,8 @@ def _finish(
     callbacks = dict(outcome.callbacks)
     final: Final | None = None
     if trigger.wait if trigger.wait is not None else settings.wait_for_completion:
+        # Progress, not an outcome: the outcome line may come minutes later, the job ID now.
+        _log.info("waiting for the backup", extra={"fields": _progress(outcome)})
         backup, final = _wait(backup, services.taurusdb, settings, waiting)
         if callback_url is not None:
             event_type = _FINAL_CALLBACK[final]
@@ -283,25 +271,12 @@ def _dry_run(
 def report_failure(
     trigger: Trigger, error: PredeployError, services: Services, limit: Deadline | None = None
 ) -> CallbackDelivery | None:
-    """A trigger that will never succeed: tell its callback (``backup.failed``) and log it.
+    """A trigger that will never succeed: tell its callback (``backup.failed``).
 
     Queue deliveries acknowledge such a trigger instead of having it redelivered forever; this
     is how the pipeline still learns how it ended. ``limit`` bounds the callback (the event's
     deadline).
     """
-    _log.error(
-        "trigger failed for good: %s",
-        error.message,
-        extra={
-            "fields": {
-                "outcome": "trigger_failed",
-                "source": trigger.source,
-                "trigger_id": trigger.trigger_id,
-                "instance_id": trigger.instance_id,
-                "error": error.message,
-            }
-        },
-    )
     url = trigger.callback_url
     if (
         url is None
@@ -445,6 +420,18 @@ def _as_backup(item: BackupListItem) -> Backup:
         type=item.type,
         instance_id=item.instance_id,
     )
+
+
+def _progress(outcome: BackupOutcome) -> dict[str, str | None]:
+    trigger, backup = outcome.trigger, outcome.backup
+    return {
+        "source": trigger.source,
+        "trigger_id": trigger.trigger_id,
+        "instance_id": trigger.instance_id,
+        "backup_id": backup.id,
+        "backup_name": backup.name,
+        "job_id": outcome.job_id,
+    }
 
 
 def _wait(
