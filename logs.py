@@ -293,10 +293,16 @@ class EventLog:
         self._write(level, "event handled", outcome, status, fields)
         self._trigger = {}
 
-    def failed(self, outcome: str, status: int, reason: str, **fields: Any) -> None:
-        """The event was refused (4xx) or could not be served (5xx)."""
-        level = logging.ERROR if status >= 500 else logging.WARNING
+    def failed(
+        self, outcome: str, status: int, reason: str, *, for_good: bool = False, **fields: Any
+    ) -> None:
+        """The event was refused (4xx) or could not be served (5xx). ``for_good``: a queue's
+        trigger that is acknowledged all the same (a redelivery cannot cure it), so no
+        backup will ever come of it: an error, whatever its status."""
+        level = logging.ERROR if status >= 500 or for_good else logging.WARNING
         message = "event failed" if status >= 500 else "event refused"
+        if for_good:
+            message, fields = "trigger failed for good", {"acknowledged": True, **fields}
         self._write(level, message, outcome, status, {"reason": reason, **fields})
 
     def _write(

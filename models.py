@@ -9,6 +9,7 @@ in one place, a ``…br07`` id in another), so only what we rely on is checked.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -35,10 +36,12 @@ __all__ = [
     "CreateBackupRequest",
     "CreateBackupResult",
     "DeletedBackup",
+    "Handshake",
     "Instance",
     "InstanceId",
     "Job",
     "JobStatus",
+    "Note",
     "Trigger",
 ]
 
@@ -263,3 +266,25 @@ class Trigger(BaseModel):
     wait: bool | None = None
     dry_run: bool = False
     sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """A record that asks for no backup: a ping, a handshake, an event of another kind.
+
+    ``status`` is a short word for machines (``ignored``, ``pong``, ``subscription_confirmed``,
+    ``unsubscribed``), ``message`` says why for people.
+    """
+
+    status: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Handshake(Note):
+    """A note the sender completes only when we visit ``url`` (SMN's subscription
+    confirmation). The handler does the visit (``handlers.subscriptions``); ``url`` carries a
+    token, so it is kept out of reprs and answers."""
+
+    url: str = field(default="", repr=False)
+    topic: str = ""

@@ -18,11 +18,11 @@ import flask
 
 import logs
 from errors import PredeployError
-from events.base import Note, Record
+from events.base import Record
 from handlers import polling
 from handlers.pre_deploy import BackupOutcome, DryRunOutcome
 from handlers.records import RecordOutcome
-from models import Trigger
+from models import Note, Trigger
 
 __all__ = [
     "Answer",
@@ -113,7 +113,7 @@ def _of_records(
     delivery then finds the backups that were made and makes only the missing ones.
     """
     results = [
-        _of_record(index, record, outcome, event_log, public_url)
+        _of_record(index, record, outcome, event_log, public_url, queue=queue)
         for index, (record, outcome) in enumerate(zip(sent, outcomes, strict=True))
     ]
     codes = [result.http_status for result in results]
@@ -137,6 +137,8 @@ def _of_record(
     outcome: RecordOutcome,
     event_log: logs.EventLog,
     public_url: str | None,
+    *,
+    queue: bool,
 ) -> _Result:
     if isinstance(outcome, DryRunOutcome):
         answer = _of_dry_run(outcome, event_log)
@@ -155,7 +157,16 @@ def _of_record(
         body.update(instance_id=record.instance_id, trigger_id=record.trigger_id)
         event_log.note(trigger_id=record.trigger_id, instance_id=record.instance_id)
     curable = outcome.redelivery_helps
-    event_log.failed(body["error"], code, outcome.message, record=index, retry=curable)
+    for_good = queue and not curable and isinstance(record, Trigger)  # acknowledged
+    event_log.failed(
+        body["error"],
+        code,
+        outcome.message,
+        for_good=for_good,
+        error_code=body.get("error_code"),
+        record=index,
+        retry=curable,
+    )
     entry = {"record": index, "outcome": "failed", "http_status": code, "retry": curable}
     wait = math.ceil(float(headers.get("Retry-After", "30"))) if curable else None
     return _Result(

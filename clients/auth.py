@@ -24,7 +24,6 @@ import httpx
 
 import logs
 from clients import http
-from clients.http11 import default_transport
 from errors import AuthenticationError, UpstreamUnavailableError
 
 __all__ = [
@@ -105,7 +104,7 @@ class TokenAuth(httpx.Auth):
         self._token: _Token | None = None
         self._http = http.client(
             timeout_seconds=timeout,
-            transport=transport or default_transport(),
+            transport=transport,
             headers={"Accept": "application/json"},
         )
 

@@ -10,10 +10,12 @@ sender-chosen URLs, extra default headers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import httpx
 
+from clients.http11 import Http11Transport
 from clients.tls import shared_context
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "USER_AGENT",
     "capped",
     "client",
+    "default_transport",
     "timeout",
 ]
 
@@ -35,6 +38,8 @@ CONNECT_TIMEOUT_MAX = 3.0
 #: reuse them instead of paying a new TCP and TLS handshake; 30 s stays below the usual 60 s
 #: idle timeout of load balancers and gateways.
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
+
+_PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 
 #: The longest piece of a server's answer that is quoted in one of our messages.
 MESSAGE_MAX = 200
@@ -60,8 +65,9 @@ def client(
 ) -> httpx.Client:
     """An ``httpx.Client`` with the function's rules; ``headers`` add to the ``User-Agent``.
 
-    ``transport`` replaces httpx's own (the SSRF guard's, or a test's); ``trust_env=False``
-    ignores proxy settings from the environment (a proxy would resolve names we must check).
+    ``transport`` replaces the default (``default_transport``): the SSRF guard's, or a test's;
+    ``trust_env=False`` ignores proxy settings from the environment (a proxy would resolve
+    names we must check).
     """
     return httpx.Client(
         base_url=base_url,
@@ -69,10 +75,21 @@ def client(
         timeout=timeout(timeout_seconds),
         limits=LIMITS,
         verify=shared_context(),
-        transport=transport,
+        transport=transport if transport is not None else default_transport(),
         trust_env=trust_env,
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, **(headers or {})},
+    )
+
+
+def default_transport() -> httpx.BaseTransport | None:
+    """``clients.http11``'s transport with the shared TLS context and ``LIMITS``' keep-alive, or
+    ``None`` (httpx's own, which honours it) when the environment names a proxy."""
+    if any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items()):
+        return None
+    expiry = LIMITS.keepalive_expiry
+    return Http11Transport(
+        ssl_context=shared_context(), keepalive_expiry=30.0 if expiry is None else expiry
     )
 
 

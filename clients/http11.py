@@ -11,15 +11,14 @@ and dropped after ``keepalive_expiry`` seconds idle or when the server has close
 socket reads as ready while idle); the connect, read and write timeouts of each request;
 TLS with the given context; httpx's exception types (``ConnectTimeout``, ``ReadTimeout``,
 ``ConnectError``, ``RemoteProtocolError``, …), so callers catch what they caught before.
-What it leaves out: proxies (``default_transport`` returns ``None``, i.e. httpx's own
-transport, when the environment names one), HTTP/2, and connection limits (a process has
+What it leaves out: proxies (``clients.http.client`` uses httpx's own transport when the
+environment names one), HTTP/2, and connection limits (a process has
 at most one connection per worker thread in flight anyway).
 """
 
 from __future__ import annotations
 
 import http.client
-import os
 import select
 import ssl
 import threading
@@ -29,24 +28,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from clients.http import LIMITS
-from clients.tls import shared_context
-
-__all__ = ["Http11Transport", "default_transport"]
-
-_PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
-
-
-def default_transport() -> Http11Transport | None:
-    """This transport with the shared TLS context and ``clients.http``'s keep-alive, or
-    ``None`` (httpx's own) when the environment asks for a proxy."""
-    if any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items()):
-        return None
-    expiry = LIMITS.keepalive_expiry
-    return Http11Transport(
-        ssl_context=shared_context(), keepalive_expiry=30.0 if expiry is None else expiry
-    )
-
+__all__ = ["Http11Transport"]
 
 _Key = tuple[str, str, int]
 

@@ -25,10 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 import logs
 from clients import http
-from clients.auth import CONTENT_TYPE, AkSkAuth, TokenAuth
-from clients.http11 import default_transport
+from clients.auth import CONTENT_TYPE, TokenAuth
 from clients.retry import request_timeout
-from config import AkSkCredentials, Settings
 from errors import BAD_RESPONSE, ApiError, UpstreamUnavailableError
 from models import (
     BackupListItem,
@@ -126,62 +124,23 @@ class TaurusDBClient:
         transport: httpx.BaseTransport | None = None,
         language: str = "en-us",
     ) -> None:
+        """``auth`` signs (``AkSkAuth``) or carries a token (``TokenAuth``), as with
+        ``httpx.Client(auth=…)``; a ``TokenAuth`` becomes this client's: ``prefetch`` fetches
+        its token, ``close`` closes it."""
         self._project_id = project_id
         self._timeout = timeout
-        self._owned: list[TokenAuth] = []
+        self._owned = [auth] if isinstance(auth, TokenAuth) else []
         self._http = http.client(
             timeout_seconds=timeout,
             base_url=endpoint.rstrip("/"),
             auth=auth,
-            transport=transport or default_transport(),
+            transport=transport,
             headers={
                 "X-Language": language,
                 "Accept": "application/json",
                 "Content-Type": CONTENT_TYPE,  # the official SDK's, on every request
             },
         )
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, transport: httpx.BaseTransport | None = None
-    ) -> TaurusDBClient:
-        """The client for ``settings.credentials()``: config decides the method (AK/SK signing
-        or an IAM token) and what is missing (``ConfigurationError``); this builds the auth."""
-        credentials = settings.credentials()
-        timeout = settings.api_timeout_seconds
-        if isinstance(credentials, AkSkCredentials):
-            aksk = AkSkAuth(
-                access_key=credentials.access_key,
-                secret_key=credentials.secret_key,
-                project_id=credentials.project_id,
-                security_token=credentials.security_token,
-            )
-            return cls(
-                endpoint=settings.api_endpoint,
-                auth=aksk,
-                project_id=credentials.project_id,
-                timeout=timeout,
-                transport=transport,
-            )
-        token_auth = TokenAuth(
-            auth_url=credentials.auth_url,
-            username=credentials.username,
-            password=credentials.password,
-            domain_name=credentials.domain_name,
-            project_id=credentials.project_id,
-            project_name=credentials.project_name,
-            timeout=timeout,
-            transport=transport,
-        )
-        client = cls(
-            endpoint=settings.api_endpoint,
-            auth=token_auth,
-            project_id=credentials.project_id or token_auth.project_id,
-            timeout=timeout,
-            transport=transport,
-        )
-        client._owned.append(token_auth)
-        return client
 
     # -- lifecycle ----------------------------------------------------------------------
 

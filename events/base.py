@@ -16,7 +16,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -30,16 +30,14 @@ from errors import (
     PredeployError,
     UnsupportedMediaError,
 )
-from models import InstanceId, Trigger
+from models import InstanceId, Note, Trigger
 
 __all__ = [
     "DEFAULT_MAX_JSON_DEPTH",
     "Delivery",
     "Envelope",
     "EventSource",
-    "Handshake",
     "Headers",
-    "Note",
     "Record",
     "Unreadable",
     "attempt",
@@ -72,28 +70,6 @@ Headers = Mapping[str, str]
 
 M = TypeVar("M", bound=BaseModel)
 _INSTANCE_ID: TypeAdapter[str] = TypeAdapter(InstanceId)
-
-
-@dataclass(frozen=True)
-class Note:
-    """A record that asks for no backup: a ping, a handshake, an event of another kind.
-
-    ``status`` is a short word for machines (``ignored``, ``pong``, ``subscription_confirmed``,
-    ``unsubscribed``), ``message`` says why for people.
-    """
-
-    status: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Handshake(Note):
-    """A note the sender completes only when we visit ``url`` (SMN's subscription
-    confirmation). The handler does the visit (``handlers.subscriptions``); ``url`` carries a
-    token, so it is kept out of reprs and answers."""
-
-    url: str = field(default="", repr=False)
-    topic: str = ""
 
 
 Record = Trigger | Note | PredeployError

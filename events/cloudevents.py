@@ -44,7 +44,6 @@ from events import generic
 from events.base import (
     Delivery,
     Headers,
-    Note,
     Record,
     attempt,
     check_readable,
@@ -54,7 +53,7 @@ from events.base import (
     validate,
 )
 from events.senders import CLOUDEVENTS
-from models import Trigger
+from models import Note, Trigger
 
 __all__ = ["LABEL", "NAME", "Attributes", "matches", "parse", "verify"]
 

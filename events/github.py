@@ -31,7 +31,6 @@ from errors import UnauthorizedError
 from events.base import (
     Delivery,
     Headers,
-    Note,
     json_object,
     json_value,
     mapped_instance,
@@ -42,7 +41,7 @@ from events.base import (
     validate,
 )
 from events.senders import GITHUB
-from models import InstanceId, Trigger
+from models import InstanceId, Note, Trigger
 
 __all__ = ["LABEL", "NAME", "DeploymentEvent", "matches", "parse", "verify"]
 

@@ -37,7 +37,6 @@ from errors import UnauthorizedError
 from events.base import (
     Delivery,
     Headers,
-    Note,
     json_object,
     mapped_instance,
     require_json,
@@ -48,7 +47,7 @@ from events.base import (
 )
 from events.generic import verify_standard_webhooks
 from events.senders import GITLAB
-from models import Trigger
+from models import Note, Trigger
 
 __all__ = ["LABEL", "NAME", "DeploymentHook", "matches", "parse", "verify"]
 

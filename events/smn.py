@@ -50,8 +50,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from config import Settings
 from errors import InvalidEventError, UnauthorizedError
 from events import generic
-from events.base import Delivery, Handshake, Headers, Note, attempt, json_object, single, validate
+from events.base import Delivery, Headers, attempt, json_object, single, validate
 from events.senders import SMN
+from models import Handshake, Note
 
 __all__ = [
     "LABEL",

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from typing import Literal
 from urllib.parse import quote
 
-from models import BackupStatus
+from models import BackupStatus, JobStatus
 
-__all__ = ["PollStatus", "of_backup", "of_final", "status_url", "worst"]
+__all__ = ["PollStatus", "of_backup", "of_final", "of_job", "status_url", "worst"]
 
 PollStatus = Literal["RUNNING", "SUCCEEDED", "FAILED"]
 
@@ -25,11 +25,20 @@ _OF_BACKUP: dict[BackupStatus, PollStatus] = {
     BackupStatus.AVAILABLE: "SUCCEEDED",
     BackupStatus.FAILED: "FAILED",
 }
+_OF_JOB: dict[JobStatus, PollStatus] = {
+    JobStatus.RUNNING: "RUNNING",
+    JobStatus.COMPLETED: "SUCCEEDED",
+    JobStatus.FAILED: "FAILED",
+}
 _RANK: dict[PollStatus, int] = {"SUCCEEDED": 0, "RUNNING": 1, "FAILED": 2}
 
 
 def of_backup(status: BackupStatus) -> PollStatus:
     return _OF_BACKUP[status]
+
+
+def of_job(status: JobStatus) -> PollStatus:
+    return _OF_JOB[status]
 
 
 def of_final(final: str | None, backup_status: BackupStatus) -> PollStatus:
@@ -46,6 +55,6 @@ def worst(statuses: Iterable[PollStatus]) -> PollStatus | None:
     return ranked[-1] if ranked else None
 
 
-def status_url(public_url: str | None, backup_id: str) -> str:
-    path = "backups/" + quote(backup_id, safe="")
-    return (public_url or "") + path
+def status_url(public_url: str | None, ident: str, kind: str = "backups") -> str:
+    """Where the status of backup ``ident`` (or of job ``ident``, ``kind="jobs"``) is."""
+    return f"{public_url or ''}{kind}/{quote(ident, safe='')}"

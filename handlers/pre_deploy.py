@@ -34,7 +34,6 @@ from typing import Literal, TypeVar
 
 from clients.callback import CallbackDelivery, CallbackSender
 from clients.retry import Deadline, is_busy, is_retryable, retrying, within
-from clients.smn import SmnClient
 from clients.taurusdb import TaurusDBClient
 from config import Settings
 from errors import (
@@ -50,6 +49,7 @@ from handlers.naming import backup_name_for, description_for, identities
 from handlers.notify import notify
 from handlers.precheck import require_active
 from handlers.retention import RetentionReport
+from handlers.services import Services
 from handlers.window import Window, backups_in, window_for
 from models import Backup, BackupListItem, BackupStatus, CreateBackupRequest, Instance, Trigger
 
@@ -57,7 +57,6 @@ __all__ = [
     "BackupOutcome",
     "DryRunOutcome",
     "Final",
-    "Services",
     "TriggerOutcome",
     "check",
     "handle",
@@ -72,17 +71,6 @@ _FINAL_CALLBACK: dict[Final, str] = {
     "FAILED": "backup.failed",
     "TIMED_OUT": "backup.timed_out",
 }
-
-
-@dataclass(frozen=True)
-class Services:
-    """What a handler may use; built once per process by ``main.py``."""
-
-    settings: Settings
-    taurusdb: TaurusDBClient
-    callbacks: CallbackSender
-    smn: SmnClient | None = None
-    """Confirms SMN subscriptions; ``None`` where no SMN message can arrive."""
 
 
 @dataclass(frozen=True)
@@ -198,20 +186,6 @@ def _start(
         backup, job_id, created = _ensure_backup(
             trigger, request, services.taurusdb, deadline, window, settings.secret_values()
         )
-    if created:  # the job ID, logged as soon as it exists (the outcome line comes at the end)
-        _log.info(
-            "backup started",
-            extra={
-                "fields": {
-                    "source": trigger.source,
-                    "trigger_id": trigger.trigger_id,
-                    "instance_id": trigger.instance_id,
-                    "backup_id": backup.id,
-                    "backup_name": backup.name,
-                    "job_id": job_id,
-                }
-            },
-        )
     callbacks: dict[str, CallbackDelivery] = {}
     if callback_url is not None:
         # Its share of what is left: the triggers after it still need time for theirs.
@@ -239,6 +213,8 @@ def _finish(
     callbacks = dict(outcome.callbacks)
     final: Final | None = None
     if trigger.wait if trigger.wait is not None else settings.wait_for_completion:
+        # Progress, not an outcome: the outcome line may come minutes later, the job ID now.
+        _log.info("waiting for the backup", extra={"fields": _progress(outcome)})
         backup, final = _wait(backup, services.taurusdb, settings, waiting)
         if callback_url is not None:
             event_type = _FINAL_CALLBACK[final]
@@ -295,25 +271,12 @@ def _dry_run(
 def report_failure(
     trigger: Trigger, error: PredeployError, services: Services, limit: Deadline | None = None
 ) -> CallbackDelivery | None:
-    """A trigger that will never succeed: tell its callback (``backup.failed``) and log it.
+    """A trigger that will never succeed: tell its callback (``backup.failed``).
 
     Queue deliveries acknowledge such a trigger instead of having it redelivered forever; this
     is how the pipeline still learns how it ended. ``limit`` bounds the callback (the event's
     deadline).
     """
-    _log.error(
-        "trigger failed for good: %s",
-        error.message,
-        extra={
-            "fields": {
-                "outcome": "trigger_failed",
-                "source": trigger.source,
-                "trigger_id": trigger.trigger_id,
-                "instance_id": trigger.instance_id,
-                "error": error.message,
-            }
-        },
-    )
     url = trigger.callback_url
     if (
         url is None
@@ -457,6 +420,18 @@ def _as_backup(item: BackupListItem) -> Backup:
         type=item.type,
         instance_id=item.instance_id,
     )
+
+
+def _progress(outcome: BackupOutcome) -> dict[str, str | None]:
+    trigger, backup = outcome.trigger, outcome.backup
+    return {
+        "source": trigger.source,
+        "trigger_id": trigger.trigger_id,
+        "instance_id": trigger.instance_id,
+        "backup_id": backup.id,
+        "backup_name": backup.name,
+        "job_id": outcome.job_id,
+    }
 
 
 def _wait(

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 from clients.retry import Deadline
 from errors import PredeployError
-from events.base import Handshake, Note
 from handlers import pre_deploy, subscriptions
-from handlers.pre_deploy import BackupOutcome, DryRunOutcome, Services, TriggerOutcome
-from models import Trigger
+from handlers.pre_deploy import BackupOutcome, DryRunOutcome, TriggerOutcome
+from handlers.services import Services
+from models import Handshake, Note, Trigger
 
 __all__ = ["HANDLERS", "RecordOutcome", "curable_by_retry", "handle_delivery"]
 

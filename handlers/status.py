@@ -1,37 +1,23 @@
 """Status for pollers (Spinnaker webhook stages, Argo): one vocabulary for backups and jobs.
 
-``RUNNING`` until the backup or job ends, then ``SUCCEEDED`` or ``FAILED``; the API's own
-object comes along for whoever wants the details. With ``ALLOWED_INSTANCES`` set, a backup or
-job of another instance is not found, as if it did not exist (the caller learns nothing about
-instances it may not target; a job that names no instance is not shown either).
+``RUNNING`` until the backup or job ends, then ``SUCCEEDED`` or ``FAILED`` (``handlers.polling``:
+the vocabulary of every answer about a backup); the API's own object comes along for whoever
+wants the details. With ``ALLOWED_INSTANCES`` set, a backup or job of another instance is not
+found, as if it did not exist (the caller learns nothing about instances it may not target; a
+job that names no instance is not shown either).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, Literal
-from urllib.parse import quote
+from typing import Any
 
 from clients.retry import JOB_NOT_YET_VISIBLE
 from clients.taurusdb import TaurusDBClient
 from errors import ApiError, NotFoundError
-from models import BackupStatus, JobStatus
+from handlers import polling
 
 __all__ = ["PATHS", "backup_status", "job_status", "route"]
-
-PollStatus = Literal["RUNNING", "SUCCEEDED", "FAILED"]
-
-_BACKUP: dict[BackupStatus, PollStatus] = {
-    BackupStatus.BUILDING: "RUNNING",
-    BackupStatus.COMPLETED: "SUCCEEDED",
-    BackupStatus.AVAILABLE: "SUCCEEDED",
-    BackupStatus.FAILED: "FAILED",
-}
-_JOB: dict[JobStatus, PollStatus] = {
-    JobStatus.RUNNING: "RUNNING",
-    JobStatus.COMPLETED: "SUCCEEDED",
-    JobStatus.FAILED: "FAILED",
-}
 
 
 def backup_status(
@@ -43,7 +29,7 @@ def backup_status(
     if not match:
         raise NotFoundError(f"no backup {backup_id}")
     backup = match[0]
-    return {"status": _BACKUP[backup.status], "backup": backup.model_dump(mode="json")}
+    return {"status": polling.of_backup(backup.status), "backup": backup.model_dump(mode="json")}
 
 
 def job_status(api: TaurusDBClient, job_id: str, allowed: Collection[str] = ()) -> dict[str, Any]:
@@ -58,7 +44,7 @@ def job_status(api: TaurusDBClient, job_id: str, allowed: Collection[str] = ()) 
         raise
     if not _visible(job.instance.id if job.instance is not None else None, allowed):
         raise NotFoundError(f"no job {job_id}")
-    return {"status": _JOB[job.status], "job": job.model_dump(mode="json")}
+    return {"status": polling.of_job(job.status), "job": job.model_dump(mode="json")}
 
 
 def _visible(instance_id: str | None, allowed: Collection[str]) -> bool:
@@ -87,7 +73,7 @@ def route(path: str) -> Lookup | None:
         api: TaurusDBClient, public_url: str | None, allowed: Collection[str]
     ) -> dict[str, Any]:
         body = lookup(api, ident, allowed)
-        body["status_url"] = f"{public_url or ''}{kind}/{quote(ident, safe='')}"
+        body["status_url"] = polling.status_url(public_url, ident, kind)
         return body
 
     return bound

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 
 from errors import ConfigurationError, InvalidEventError, PredeployError
-from events.base import Handshake, Note
+from models import Handshake, Note
 
 __all__ = ["confirm"]
 

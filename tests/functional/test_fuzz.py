@@ -28,10 +28,10 @@ import events
 from config import Settings
 from emulator import Emulator
 from errors import FieldError, PredeployError, UnauthorizedError
-from events.base import Note, field_errors
+from events.base import field_errors
 from events.generic import GenericEventModel
 from helpers import INSTANCE, ROOT, SAMPLES, WEBHOOK_SECRET, function_env, sign
-from models import Trigger
+from models import Note, Trigger
 from tools.fuzz import Case, Fuzzer, check, entry_points
 
 PROPERTY = settings(

@@ -141,6 +141,30 @@ def test_a_backup_that_ended_failed_is_logged_as_an_error(
     assert (line["outcome"], line["status"], line["level"]) == ("backup_failed", 502, "ERROR")
 
 
+def test_waiting_logs_the_job_id_before_the_one_outcome_line(
+    env: dict[str, str], emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wait can outlast the process: the job ID is logged as soon as it exists (a progress
+    line without ``outcome``), the trigger's one outcome line comes when the wait ends."""
+    client = make_client()
+    capsys.readouterr()
+    data = event(wait=True)
+    response = client.post("/", data=data, headers=sign(data))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    job_id = response.get_json()["job_id"]
+    parsed = lines(capsys.readouterr().err)
+    (waiting,) = [line for line in parsed if line["message"] == "waiting for the backup"]
+    assert "outcome" not in waiting
+    assert (waiting["job_id"], waiting["trigger_id"], waiting["instance_id"]) == (
+        job_id,
+        "deploy-4711",
+        INSTANCE,
+    )
+    (outcome,) = [line for line in parsed if "outcome" in line]
+    assert (outcome["outcome"], outcome["job_id"]) == ("backup_succeeded", job_id)
+    assert parsed.index(waiting) < parsed.index(outcome)
+
+
 def test_refused_event_logs_its_outcome_and_no_secret(
     env: dict[str, str], emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,12 +23,12 @@ import httpx
 import pytest
 
 from clients.callback import CallbackSender
-from clients.taurusdb import TaurusDBClient
 from config import Settings
 from emulator import Emulator, RequestRecord
 from errors import InvalidEventError
 from handlers.naming import backup_name_for, description_for
-from handlers.pre_deploy import BackupOutcome, Services, TriggerOutcome, handle
+from handlers.pre_deploy import BackupOutcome, TriggerOutcome, handle
+from handlers.services import Services
 from helpers import (
     INSTANCE,
     PROJECT_ID,
@@ -41,6 +41,7 @@ from helpers import (
     make_client,
 )
 from models import Trigger
+from runtime import api_client
 
 WEEK = timedelta(days=7)
 
@@ -84,7 +85,7 @@ env = env_fixture(DEADLINE_SECONDS="5", IDEMPOTENCY_WINDOW_DAYS="7")
 def services(env: dict[str, str]) -> Iterator[Services]:
     """What ``main.py`` builds, from the same environment."""
     settings = Settings()
-    with TaurusDBClient.from_settings(settings) as api:
+    with api_client(settings) as api:
         yield Services(
             settings=settings,
             taurusdb=api,
@@ -182,7 +183,7 @@ def test_a_delivery_after_the_window_is_refused_and_nothing_is_made(
 ) -> None:
     monkeypatch.setenv("IDEMPOTENCY_WINDOW_DAYS", window_days)
     settings = Settings()
-    with TaurusDBClient.from_settings(settings) as api:
+    with api_client(settings) as api:
         services = Services(
             settings, api, CallbackSender(secret=settings.secrets("callback_secret"))
         )
@@ -232,7 +233,7 @@ def test_clock_skew_between_function_and_api_still_finds_the_backup(
     emu.configure(clock_offset_seconds=api_offset, backup_seconds=30)
     settings = Settings()
     sent = datetime.now(UTC)  # the sender's clock agrees with the function's
-    with TaurusDBClient.from_settings(settings) as api:
+    with api_client(settings) as api:
         services = Services(
             settings, api, CallbackSender(secret=settings.secrets("callback_secret"))
         )

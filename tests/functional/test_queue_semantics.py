@@ -60,7 +60,16 @@ def test_permanent_failure_is_acknowledged_with_a_failed_callback(
     assert callback.payload["error_code"] == "DBS.200002"
     assert callback.payload["job_id"] is None and callback.payload["trigger_id"] == "m-1"
     lines = [json.loads(x) for x in capfd.readouterr().err.splitlines() if x.startswith("{")]
-    assert any(x.get("outcome") == "trigger_failed" and x["level"] == "ERROR" for x in lines)
+    # one outcome line for the trigger (and one for its callback), no other line of its own
+    (line,) = [x for x in lines if x["logger"] == "predeploy.event"]
+    (told,) = [x for x in lines if x["logger"] == "predeploy.callback"]
+    assert (told["outcome"], told["callback_type"]) == ("callback_delivered", "backup.failed")
+    assert (line["level"], line["message"], line["acknowledged"]) == (
+        "ERROR",
+        "trigger failed for good",
+        True,
+    )
+    assert (line["trigger_id"], line["error_code"], line["retry"]) == ("m-1", "DBS.200002", False)
 
 
 def test_redelivered_poison_message_sends_the_same_failed_callback(

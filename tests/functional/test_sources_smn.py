@@ -17,10 +17,9 @@ from config import load_settings
 from emulator import Emulator
 from errors import UnauthorizedError
 from events import smn as events_smn
-from events.base import Handshake, Note
 from handlers import subscriptions
 from helpers import INSTANCE, SetEnv
-from models import Trigger
+from models import Handshake, Note, Trigger
 from senders import (
     STAGING,
     TOPIC,

@@ -6,8 +6,10 @@ import ast
 import pathlib
 
 import httpx
+import pytest
 
 from clients import http
+from clients.http11 import Http11Transport
 from clients.tls import shared_context
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -38,8 +40,15 @@ def test_connecting_is_capped_and_the_other_phases_get_the_whole_timeout() -> No
         assert client.timeout == httpx.Timeout(10.0, connect=http.CONNECT_TIMEOUT_MAX)
 
 
-def test_clients_share_the_process_tls_context() -> None:
-    with http.client(timeout_seconds=1.0) as client:
+def test_clients_share_the_process_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with http.client(timeout_seconds=1.0) as client:  # the default: http.client's transport
+        transport = client._transport
+        assert isinstance(transport, Http11Transport)
+        assert transport._ssl_context is shared_context()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    with http.client(timeout_seconds=1.0) as client:  # a proxy: httpx's own, same context
         transport = client._transport
         assert isinstance(transport, httpx.HTTPTransport)
         assert transport._pool._ssl_context is shared_context()

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import trustme
 
-from clients.http11 import Http11Transport, default_transport
+from clients.http import default_transport
+from clients.http11 import Http11Transport
 from clients.tls import shared_context
 
 

@@ -26,6 +26,7 @@ from models import (
     Job,
     JobStatus,
 )
+from runtime import api_client
 
 PROJECT_ID = "619d3e78f61b4be68bc5aa0b59edcf7b"
 INSTANCE_ID = "07033b125fd94a8a96896f8bcfee6ddain07"
@@ -58,7 +59,7 @@ def password_env(emu: Emulator, **overrides: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(emu: Emulator, make_settings: SettingsFactory) -> Iterator[TaurusDBClient]:
-    with TaurusDBClient.from_settings(make_settings(**password_env(emu))) as api:
+    with api_client(make_settings(**password_env(emu))) as api:
         yield api
 
 
@@ -199,7 +200,7 @@ def test_project_id_from_the_token_when_only_the_name_is_set(
     emu: Emulator, make_settings: SettingsFactory
 ) -> None:
     settings = make_settings(**password_env(emu, OS_PROJECT_ID="", OS_PROJECT_NAME="eu-de"))
-    with TaurusDBClient.from_settings(settings) as api:
+    with api_client(settings) as api:
         assert api.project_id() == PROJECT_ID
         assert api.get_instance(INSTANCE_ID).project_id == PROJECT_ID
         api.get_instance(INSTANCE_ID)
@@ -427,10 +428,10 @@ def test_timeouts_and_paths_on_the_wire() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# from_settings
+# runtime.api_client: the client the settings ask for
 
 
-def test_from_settings_uses_aksk_when_both_keys_are_set(make_settings: SettingsFactory) -> None:
+def test_api_client_uses_aksk_when_both_keys_are_set(make_settings: SettingsFactory) -> None:
     settings = make_settings(
         GAUSSDB_ENDPOINT="https://api.example",
         OS_ACCESS_KEY="AKEXAMPLE",
@@ -444,7 +445,7 @@ def test_from_settings_uses_aksk_when_both_keys_are_set(make_settings: SettingsF
         seen.append(request)
         return httpx.Response(200, json={"backups": [], "total_count": 0})
 
-    with TaurusDBClient.from_settings(settings, transport=httpx.MockTransport(handler)) as api:
+    with api_client(settings, transport=httpx.MockTransport(handler)) as api:
         api.list_backups()
     (request,) = seen  # no IAM request at all
     assert request.headers["Authorization"].startswith("SDK-HMAC-SHA256 Access=AKEXAMPLE, ")
@@ -453,7 +454,7 @@ def test_from_settings_uses_aksk_when_both_keys_are_set(make_settings: SettingsF
     assert "sk-example" not in str(request.headers)
 
 
-def test_from_settings_uses_the_token_otherwise(emu: Emulator, client: TaurusDBClient) -> None:
+def test_api_client_uses_the_token_otherwise(emu: Emulator, client: TaurusDBClient) -> None:
     client.get_instance(INSTANCE_ID)
     assert [r.path for r in emu.requests()] == [
         TOKEN_PATH,
@@ -461,9 +462,9 @@ def test_from_settings_uses_the_token_otherwise(emu: Emulator, client: TaurusDBC
     ]
 
 
-def test_from_settings_names_every_missing_variable(make_settings: SettingsFactory) -> None:
+def test_api_client_names_every_missing_variable(make_settings: SettingsFactory) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        TaurusDBClient.from_settings(make_settings())
+        api_client(make_settings())
     message = str(caught.value)
     for name in (
         "OS_USERNAME",
@@ -474,17 +475,17 @@ def test_from_settings_names_every_missing_variable(make_settings: SettingsFacto
         assert f"{name} is not set (needed for IAM password authentication)" in message
 
     with pytest.raises(ConfigurationError) as caught:
-        TaurusDBClient.from_settings(
+        api_client(
             make_settings(OS_USERNAME="demo", OS_USER_DOMAIN_NAME="d", OS_PROJECT_NAME="eu-de")
         )
     assert str(caught.value) == "OS_PASSWORD is not set (needed for IAM password authentication)"
 
 
-def test_from_settings_aksk_needs_project_id_and_both_keys(make_settings: SettingsFactory) -> None:
+def test_api_client_aksk_needs_project_id_and_both_keys(make_settings: SettingsFactory) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        TaurusDBClient.from_settings(make_settings(OS_ACCESS_KEY="AK", OS_SECRET_KEY="SK"))
+        api_client(make_settings(OS_ACCESS_KEY="AK", OS_SECRET_KEY="SK"))
     assert str(caught.value) == "OS_PROJECT_ID is not set (needed for AK/SK request signing)"
 
     with pytest.raises(ConfigurationError) as caught:
-        TaurusDBClient.from_settings(make_settings(OS_ACCESS_KEY="AK", OS_PROJECT_ID=PROJECT_ID))
+        api_client(make_settings(OS_ACCESS_KEY="AK", OS_PROJECT_ID=PROJECT_ID))
     assert str(caught.value) == "OS_SECRET_KEY is not set (needed for AK/SK request signing)"
