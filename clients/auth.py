@@ -24,6 +24,7 @@ import httpx
 
 import logs
 from clients import http
+from clients.retry import request_timeout
 from errors import AuthenticationError, UpstreamUnavailableError
 
 __all__ = [
@@ -211,16 +212,18 @@ class TokenAuth(httpx.Auth):
         url = f"{self._auth_url}/auth/tokens"
         host = httpx.URL(url).host
         started = time.monotonic()
+        timeout = request_timeout(self._timeout)  # the event's deadline bounds IAM too
         try:
             response = self._http.post(
                 url,
                 params={"nocatalog": "true"},
                 content=json.dumps(self._body()).encode(),
                 headers={"Content-Type": "application/json;charset=utf8"},
+                timeout=http.timeout(timeout),
             )
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailableError(
-                f"IAM at {host} did not answer within {self._timeout:g} s", timed_out=True
+                f"IAM at {host} did not answer within {timeout:.3g} s", timed_out=True
             ) from exc
         except httpx.TransportError as exc:
             raise UpstreamUnavailableError(

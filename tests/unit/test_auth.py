@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from clients.auth import (
     signed_header_names,
     string_to_sign,
 )
+from clients.retry import Deadline, within
 from emulator import Emulator
 from errors import AuthenticationError, UpstreamUnavailableError
 
@@ -234,6 +236,26 @@ def iam_token_response(
         }
     }
     return httpx.Response(201, json=body, headers={"X-Subject-Token": token})
+
+
+def test_iam_fetch_is_bounded_by_the_events_deadline(emu: Emulator) -> None:
+    """IAM gets what is left of the event's deadline, not its own 5 s: an IAM that hangs
+    cannot make an event overrun its deadline (the emulator holds the token answer 3 s)."""
+    emu.inject("issue_token", latency_seconds=3.0, times=1)
+    auth = token_auth(f"{emu.url}/v3")
+    started = time.monotonic()
+    with (
+        httpx.Client(auth=auth) as client,
+        within(Deadline(0.5)),
+        pytest.raises(UpstreamUnavailableError) as caught,
+    ):
+        client.get(instance_url(emu))
+    elapsed = time.monotonic() - started
+    auth.close()
+    assert caught.value.timed_out is True
+    assert re.fullmatch(r"IAM at 127\.0\.0\.1 did not answer within 0\.\d+ s", caught.value.message)
+    assert elapsed < 3.0  # the 3 s delay, or the 5 s timeout, would have been waited out
+    assert all(r.path == TOKEN_PATH for r in emu.requests())  # no API call went out
 
 
 def test_iam_timeout_is_upstream_unavailable() -> None:
