@@ -78,22 +78,8 @@ def notify(
         **(extra or {}),
     }
     webhook_id = message_id(trigger, event_type)
-    deadline = Deadline(budget_seconds if limit is None else min(budget_seconds, limit.remaining()))
-    delivery = CallbackDelivery(delivered=False, error="not attempted")
-    attempts = 0
-    try:
-        for attempt in retrying(deadline, on=_retryable, wait_initial=0.25, wait_max=2.0):
-            with attempt:
-                left = None if limit is None else limit.remaining()
-                if left is not None and left < _SHORTEST_ATTEMPT:
-                    delivery = CallbackDelivery(delivered=False, error=_NO_TIME)
-                    break
-                attempts += 1
-                delivery = callbacks.send(url, message_id=webhook_id, payload=payload, timeout=left)
-                if not delivery.delivered:
-                    raise CallbackFailedError(delivery)
-    except CallbackFailedError as exc:
-        delivery = exc.delivery
+    budget = budget_seconds if limit is None else min(budget_seconds, limit.remaining())
+    delivery, attempts = _send(callbacks, url, webhook_id, payload, Deadline(budget), limit)
     fields = {
         "outcome": "callback_delivered" if delivery.delivered else "callback_failed",
         "callback_type": event_type,
@@ -109,9 +95,33 @@ def notify(
     if delivery.delivered:
         _log.info("callback delivered", extra={"fields": fields})
     else:
-        _log.error(
-            "callback failed: %s",
-            delivery.error,
-            extra={"fields": {**fields, "error": delivery.error}},
-        )
+        fields["error"] = delivery.error
+        _log.error("callback failed: %s", delivery.error, extra={"fields": fields})
     return delivery
+
+
+def _send(
+    callbacks: CallbackSender,
+    url: str,
+    webhook_id: str,
+    payload: dict[str, Any],
+    deadline: Deadline,
+    limit: Deadline | None,
+) -> tuple[CallbackDelivery, int]:
+    """Attempts until one is delivered, the receiver's answer is final, or time is up; the
+    last delivery and how many attempts were made."""
+    delivery = CallbackDelivery(delivered=False, error="not attempted")
+    attempts = 0
+    try:
+        for attempt in retrying(deadline, on=_retryable, wait_initial=0.25, wait_max=2.0):
+            with attempt:
+                left = None if limit is None else limit.remaining()
+                if left is not None and left < _SHORTEST_ATTEMPT:
+                    return CallbackDelivery(delivered=False, error=_NO_TIME), attempts
+                attempts += 1
+                delivery = callbacks.send(url, message_id=webhook_id, payload=payload, timeout=left)
+                if not delivery.delivered:
+                    raise CallbackFailedError(delivery)
+    except CallbackFailedError as exc:
+        delivery = exc.delivery
+    return delivery, attempts

@@ -139,3 +139,19 @@ def test_service_names_and_event_type_in_the_docs_are_the_template_ones() -> Non
 def test_the_docs_do_not_send_readers_to_an_unseen_issue() -> None:
     for page in PAGES:
         assert not re.search(r"\bthe issue\b", page.read_text(), re.I), page.relative_to(ROOT)
+
+
+def test_every_step_outcome_in_the_logs_is_documented() -> None:
+    """Operators search the log by ``outcome``: every value the product code writes on a step's
+    line (callbacks, retries, retention, …) is named in docs/operations.md, whose "Logs"
+    section tells them apart from the trigger's own outcome line."""
+    written: set[str] = set()
+    for folder in ("handlers", "clients", "events"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for line in path.read_text().splitlines():
+                for value in re.findall(r'"outcome":\s*([^,}]+)', line):
+                    written.update(re.findall(r'"([a-z_]+)"', value))  # x, or x if … else y
+    assert {"callback_delivered", "callback_failed", "retention_deleted"} <= written
+    logs_section = (ROOT / "docs" / "operations.md").read_text().split("## Logs", 1)[1]
+    missing = sorted(name for name in written if f"`{name}`" not in logs_section)
+    assert not missing, f"log outcomes not in docs/operations.md's Logs section: {missing}"
