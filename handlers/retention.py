@@ -186,35 +186,34 @@ def apply(
     deleted: list[str] = []
     failed: list[dict[str, str]] = []
     for backup_id in doomed:
-        try:
-            _delete(api, backup_id, deadline)
-        except PredeployError as exc:
-            failed.append({"backup_id": backup_id, "error": exc.message})
-            _log.warning(
-                "retention could not delete a backup: %s",
-                exc.message,
-                extra={
-                    "fields": {
-                        "outcome": "retention_failed",
-                        "instance_id": instance_id,
-                        "backup_id": backup_id,
-                    }
-                },
-            )
-            continue
-        deleted.append(backup_id)
-        _log.info(
-            "backup deleted by retention",
-            extra={
-                "fields": {
-                    "outcome": "retention_deleted",
-                    "instance_id": instance_id,
-                    "backup_id": backup_id,
-                    "keep": keep,
-                }
-            },
-        )
+        error = _delete_logged(api, instance_id, backup_id, keep, deadline)
+        if error is None:
+            deleted.append(backup_id)
+        else:
+            failed.append({"backup_id": backup_id, "error": error})
     return RetentionReport(keep=keep, kept=kept, deleted=deleted, failed=failed)
+
+
+def _delete_logged(
+    api: TaurusDBClient, instance_id: str, backup_id: str, keep: int, deadline: Deadline
+) -> str | None:
+    """Delete one backup and log it (``retention_deleted``/``retention_failed``); the error's
+    message when it could not be deleted."""
+    fields: dict[str, object] = {"instance_id": instance_id, "backup_id": backup_id}
+    try:
+        _delete(api, backup_id, deadline)
+    except PredeployError as exc:
+        _log.warning(
+            "retention could not delete a backup: %s",
+            exc.message,
+            extra={"fields": {"outcome": "retention_failed", **fields}},
+        )
+        return exc.message
+    _log.info(
+        "backup deleted by retention",
+        extra={"fields": {"outcome": "retention_deleted", **fields, "keep": keep}},
+    )
+    return None
 
 
 def _plan(
