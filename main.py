@@ -45,13 +45,9 @@ def event(request: flask.Request) -> flask.Response:
 
 
 def prefetch() -> None:
-    """Build the services and fetch what the first event would wait for, in the background.
-
-    For the process that serves, once, as it starts: ``server.py`` calls it after loading
-    this module; functions-framework's gunicorn forks the worker that serves from the master
-    that loaded it, so the worker calls it as it is born (a thread started in the master
-    would not survive the fork). Without either (create_app's test client), nothing is.
-    """
+    """Build the services and fetch what the first event would wait for, in the background:
+    called by ``server.py`` after loading this module, and in functions-framework's gunicorn
+    worker as it is forked (a thread of the master would not survive the fork)."""
     _runtime.prefetch()
 
 
