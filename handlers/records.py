@@ -1,9 +1,9 @@
 """Serve a delivery's records one at a time: a record that fails never stops the others.
 
-A queue redelivers what is answered non-2xx, so whether a failed record should make the
-whole delivery non-2xx is decided here too: only when a later try can succeed. A record that
-will never succeed is acknowledged instead, after its pipeline has been told (a
-``backup.failed`` callback) and the failure logged, so a poison message does not loop.
+A queue redelivers what is answered non-2xx; only a failure a later try can cure
+(``PredeployError.redelivery_helps``) makes the answer non-2xx (responses.py). A queue's record
+that will never succeed is acknowledged instead, so a poison message does not loop: its
+pipeline is told here (a ``backup.failed`` callback), its outcome line says so.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from handlers.pre_deploy import BackupOutcome, DryRunOutcome, TriggerOutcome
 from handlers.services import Services
 from models import Handshake, Note, Trigger
 
-__all__ = ["HANDLERS", "RecordOutcome", "curable_by_retry", "handle_delivery"]
+__all__ = ["HANDLERS", "RecordOutcome", "handle_delivery"]
 
 RecordOutcome = BackupOutcome | DryRunOutcome | Note | PredeployError
 """One record's outcome: a trigger's (``TriggerOutcome``), or the note the record was."""
@@ -45,7 +45,7 @@ def handle_delivery(
         queue
         and not trigger.dry_run  # a dry run calls nothing back
         and isinstance(result, PredeployError)
-        and not curable_by_retry(result)
+        and not result.redelivery_helps  # acknowledged: told here, never redelivered
         for trigger, result in zip(triggers, results, strict=True)
     ]
     for index, (trigger, result) in enumerate(zip(triggers, results, strict=True)):
@@ -78,14 +78,3 @@ def _handle_triggers(
         handled = HANDLERS[kind]([triggers[index] for index in indexes], services, deadline)
         outcomes.update(zip(indexes, handled, strict=True))
     return [outcomes[index] for index in range(len(triggers))]
-
-
-def curable_by_retry(exc: PredeployError) -> bool:
-    """Whether redelivering the record can succeed later (``PredeployError.redelivery_helps``).
-
-    Yes when the cloud was busy, throttling or away, and when the function's own setup failed
-    (a setting, the IAM credentials, the API permissions): an operator fixes those, and
-    acknowledging the delivery would lose the deploy's backup. No when the event itself is
-    wrong: it will be wrong next time too.
-    """
-    return exc.redelivery_helps
