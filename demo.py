@@ -38,12 +38,7 @@ def main() -> int:
         step(f"emulator (IAM + TaurusDB API) on {api_url}")
         env = {
             **localenv.load(),  # this shell over .env, with the cloud and secrets of the demo
-            "OS_AUTH_URL": f"{api_url}/v3",
-            "GAUSSDB_ENDPOINT": api_url,
-            "OS_USERNAME": "demo",
-            "OS_PASSWORD": EmulatorConfig().password,  # the emulator's documented demo password
-            "OS_USER_DOMAIN_NAME": "OTC-EU-DE-00000000001000000001",
-            "OS_PROJECT_ID": "619d3e78f61b4be68bc5aa0b59edcf7b",
+            **EmulatorConfig().function_env(api_url),  # the emulator's documented demo user
             "WEBHOOK_SECRET": webhook_secret,
             "CALLBACK_SECRET": callback_secret,
             "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",

@@ -49,15 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         print(f"emulator listening on {emulator.url}", flush=True)
-        settings = {
-            "OS_AUTH_URL": f"{emulator.url}/v3",
-            "GAUSSDB_ENDPOINT": emulator.url,
-            "OS_USERNAME": config.username,
-            "OS_PASSWORD": config.password,
-            "OS_USER_DOMAIN_NAME": config.domain_name,
-            "OS_PROJECT_ID": config.project_id,
-            "SMN_ENDPOINT": emulator.url,
-        }
+        settings = {**config.function_env(emulator.url), "SMN_ENDPOINT": emulator.url}
         lines = [f"export {key}={value}" for key, value in settings.items()]
         lines.append(f"# seeded ACTIVE instances, e.g. {config.instances[0]}; all of them:")
         lines.append(f"#   curl {emulator.url}/_emulator/instances  (admin: docs/emulator.md)")

@@ -40,6 +40,18 @@ class EmulatorConfig:
     #: validated, then not applied), so clients' fallbacks can be tested.
     ignore_time_filters: bool = False
 
+    def function_env(self, url: str) -> dict[str, str]:
+        """The function's cloud settings for this emulator at ``url``: IAM, the API, the
+        emulator's user and project (docs/emulator.md). Secrets and the rest come on top."""
+        return {
+            "OS_AUTH_URL": f"{url}/v3",
+            "GAUSSDB_ENDPOINT": url,
+            "OS_USERNAME": self.username,
+            "OS_PASSWORD": self.password,
+            "OS_USER_DOMAIN_NAME": self.domain_name,
+            "OS_PROJECT_ID": self.project_id,
+        }
+
 
 @dataclass
 class Timing:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 from config import Settings
 from errors import InvalidEventError
-from events.base import Delivery, EventSource, Headers, json_value
+from events.base import Delivery, Headers, json_value
 from events.senders import (
     APIG,
     CLOUDEVENTS,
@@ -93,18 +93,6 @@ class _GenericShape:
         return isinstance(document, dict) and "event" in document
 
 
-class CertifiedSource(EventSource, Protocol):
-    """A source whose ``verify`` needs its sender's certificate, fetched by the caller."""
-
-    def verify(
-        self,
-        headers: Headers,
-        body: bytes,
-        settings: Settings,
-        certificates: Callable[[str], bytes] | None = None,
-    ) -> None: ...
-
-
 WEBHOOK = Entry(
     name="webhook",
     sources=(GITHUB, GITLAB, SMN, CLOUDEVENTS, GENERIC),
@@ -139,12 +127,9 @@ def receive(
     """Detect the sender (unless given), verify it (unless the platform has), parse its delivery.
 
     ``certificates`` is the injected I/O for sources that verify against a certificate their
-    sender names (``NEEDS_CERTIFICATES``: SMN); the sources themselves never fetch anything.
+    sender names (``Sender.needs_certificates``: SMN); the sources never fetch anything.
     """
     source = source or entry.detect(headers, body)
     if not entry.verified_by_platform:
-        if getattr(source, "NEEDS_CERTIFICATES", False):
-            cast(CertifiedSource, source).verify(headers, body, settings, certificates)
-        else:
-            source.verify(headers, body, settings)
+        source.verify(headers, body, settings, certificates)
     return source.parse(headers, body, settings)

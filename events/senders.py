@@ -63,11 +63,6 @@ class Sender:
     module: str
     needs_certificates: bool = False
 
-    @property
-    def NEEDS_CERTIFICATES(self) -> bool:
-        """Whether ``verify`` takes a certificate provider (SMN), as ``events.receive`` asks."""
-        return self.needs_certificates
-
     def matches(self, headers: Headers, body: bytes) -> bool:
         """Whether the request is this sender's; never raises, never loads the module."""
         return self.recognise(headers, body)

@@ -58,7 +58,6 @@ __all__ = [
     "LABEL",
     "MAX_AGE",
     "NAME",
-    "NEEDS_CERTIFICATES",
     "CertificateProvider",
     "SmnMessage",
     "matches",
@@ -79,9 +78,6 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 _log = logging.getLogger("predeploy.smn")
-
-NEEDS_CERTIFICATES = True
-"""``events.receive`` passes this source's ``verify`` the injected certificate provider."""
 
 CertificateProvider = Callable[[str], bytes]
 """``url -> certificate`` (PEM or DER bytes), for a URL ``url_refusal`` accepted. Raises

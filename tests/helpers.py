@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 from werkzeug.test import TestResponse
 
 from config import SECRET_FILE_FIELDS, Settings
-from emulator import Emulator
+from emulator import Emulator, EmulatorConfig
 from emulator.receiver import CallbackReceiver
 from emulator.requestlog import RequestRecord
 
@@ -37,12 +37,7 @@ PROJECT_ID = "619d3e78f61b4be68bc5aa0b59edcf7b"
 def function_env(api_url: str) -> dict[str, str]:
     """The settings a user of the emulator would set (docs/configuration.md)."""
     return {
-        "OS_AUTH_URL": f"{api_url}/v3",
-        "GAUSSDB_ENDPOINT": api_url,
-        "OS_USERNAME": "demo",
-        "OS_PASSWORD": "demo-password",
-        "OS_USER_DOMAIN_NAME": "OTC-EU-DE-00000000001000000001",
-        "OS_PROJECT_ID": PROJECT_ID,
+        **EmulatorConfig().function_env(api_url),
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "CALLBACK_SECRET": CALLBACK_SECRET,
         "CALLBACK_ALLOWED_HOSTS": "127.0.0.1",

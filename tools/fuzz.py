@@ -639,15 +639,8 @@ class Fuzzer:
         self._upstream_seen = 0
 
     def _env(self) -> dict[str, str]:
-        api = self.emulator.url
-        config = self.emulator.config
         return {
-            "OS_AUTH_URL": f"{api}/v3",
-            "GAUSSDB_ENDPOINT": api,
-            "OS_USERNAME": config.username,
-            "OS_PASSWORD": config.password,
-            "OS_USER_DOMAIN_NAME": config.domain_name,
-            "OS_PROJECT_ID": config.project_id,
+            **self.emulator.config.function_env(self.emulator.url),
             "WEBHOOK_SECRET": self.secrets.webhook,
             "WEBHOOK_TOKEN": self.secrets.webhook_token,
             "CALLBACK_SECRET": self.secrets.callback,

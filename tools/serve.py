@@ -42,13 +42,14 @@ def function_server(
     start_timeout: float = 30.0,
     launcher: Launcher = "image",
     log: IO[str] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
     """The URL (``http://127.0.0.1:PORT/``) of a server running ``main.py``'s ``target``.
 
-    ``log``: a file that gets the server's log lines (stderr); otherwise they are kept only to
-    report a failed start.
+    ``log``: a file that gets the server's log lines (stderr; ``sys.stderr``: this terminal);
+    otherwise they are kept only to report a failed start. ``port``: a free one unless given.
     """
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(  # noqa: S603  # nosec B603 # our own interpreter and module
         [
             sys.executable,
@@ -61,6 +62,7 @@ def function_server(
         ],
         cwd=ROOT,
         env=dict(env),
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log if log is not None else subprocess.PIPE,
         text=True,
@@ -70,14 +72,16 @@ def function_server(
         deadline = time.monotonic() + start_timeout
         while True:
             if process.poll() is not None:
-                error = process.stderr.read() if process.stderr else ""
-                raise RuntimeError(f"the function did not start:\n{error}")
+                error = process.stderr.read() if process.stderr else "(see its log above)"
+                raise RuntimeError(f"the {target} entry point did not start:\n{error}")
             try:
                 httpx.get(url + "healthz", timeout=1)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"no answer in {start_timeout:g} s") from None
+                    raise RuntimeError(
+                        f"the {target} entry point gave no answer in {start_timeout:g} s"
+                    ) from None
                 time.sleep(0.1)
         yield url
     finally:

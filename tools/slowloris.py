@@ -224,12 +224,7 @@ def stack(launcher: Launcher) -> Iterator[tuple[str, Callable[[], float | None]]
     with Emulator(config) as emu:
         env = {
             **os.environ,
-            "OS_AUTH_URL": f"{emu.url}/v3",
-            "GAUSSDB_ENDPOINT": emu.url,
-            "OS_USERNAME": "demo",
-            "OS_PASSWORD": config.password,
-            "OS_USER_DOMAIN_NAME": "OTC-EU-DE-00000000001000000001",
-            "OS_PROJECT_ID": "619d3e78f61b4be68bc5aa0b59edcf7b",
+            **config.function_env(emu.url),
             "WEBHOOK_SECRET": secret,
             "THREADS": "8",
             "LOG_LEVEL": "WARNING",

@@ -22,21 +22,17 @@ import json
 import secrets
 import signal
 import socket
-import subprocess  # nosec B404 # starts our own function locally
 import sys
 import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-
-import httpx
 
 from emulator import Emulator
 from emulator.config import DEFAULT_INSTANCE_ID, EmulatorConfig
 from emulator.receiver import CallbackReceiver, ReceivedCallback
 from tools import localenv
-from tools.serve import stop
+from tools.serve import function_server
 
 __all__ = ["SAMPLE_TOPIC", "STAGING_INSTANCE", "main", "stack_env"]
 
@@ -58,17 +54,7 @@ def stack_env(environ: Mapping[str, str], emulator: Emulator, receiver_url: str)
     """The function's settings for the local stack: ``environ`` with the cloud swapped out."""
     config = emulator.config
     env = {k: v for k, v in environ.items() if k not in _CLOUD + _CLOUD_FILES}
-    env.update(
-        {
-            "OS_AUTH_URL": f"{emulator.url}/v3",
-            "GAUSSDB_ENDPOINT": emulator.url,
-            "OS_USERNAME": config.username,
-            "OS_PASSWORD": config.password,
-            "OS_USER_DOMAIN_NAME": config.domain_name,
-            "OS_PROJECT_ID": config.project_id,
-            "SMN_ENDPOINT": emulator.url,
-        }
-    )
+    env.update(config.function_env(emulator.url), SMN_ENDPOINT=emulator.url)
     env.pop("OS_DOMAIN_NAME", None)
     defaults = {
         "WEBHOOK_SECRET": _whsec(),
@@ -116,39 +102,13 @@ def _port_free(port: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _function(env: Mapping[str, str], target: str, port: int) -> Iterator[str]:
+def _function(
+    env: Mapping[str, str], target: str, port: int
+) -> contextlib.AbstractContextManager[str]:
     """``functions-framework --target=...`` on ``port``; its log lines go to this terminal."""
-    process = subprocess.Popen(  # noqa: S603  # nosec B603 # our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            f"--target={target}",
-            f"--source={ROOT / 'main.py'}",
-            "--host=127.0.0.1",
-            f"--port={port}",
-        ],
-        cwd=ROOT,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        text=True,
+    return function_server(
+        env, target=target, port=port, launcher="functions-framework", log=sys.stderr
     )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the {target} entry point did not start (see above)")
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(url + "healthz", timeout=1)
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {target} entry point gave no answer in 30 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        stop(process)
 
 
 def _show(callback: ReceivedCallback) -> None:
